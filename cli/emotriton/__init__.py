@@ -1,0 +1,1 @@
+"""The emotriton command line."""

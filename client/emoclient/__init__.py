@@ -1,0 +1,1 @@
+"""emoclient: the SDK for emotion classifiers served by emotriton on Triton."""

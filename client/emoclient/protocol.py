@@ -1,0 +1,21 @@
+"""The contract between an exported ensemble and its clients.
+
+Export writes these names into every ensemble it builds, and the SDK reads them, so the two
+cannot drift. The label metadata travels as parameters of the ensemble's config: a client learns
+the label names, activation and thresholds from the server, not from the caller.
+"""
+
+TEXT_INPUT = "TEXT"
+SCORES_OUTPUT = "SCORES"
+PREDICTED_OUTPUT = "PREDICTED"
+
+# Parameters of the ensemble's config (string values; lists are JSON).
+PARAM_KIND = "emotriton"  # marks an ensemble built by emotriton export; value: contract version
+PARAM_LABELS = "labels"
+PARAM_ACTIVATION = "activation"
+PARAM_DECISION = "decision"
+PARAM_THRESHOLDS = "thresholds"
+PARAM_THRESHOLD_PROFILE = "threshold_profile"
+PARAM_MAX_LENGTH = "max_length"
+
+CONTRACT_VERSION = "1"

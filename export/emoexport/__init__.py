@@ -1,0 +1,1 @@
+"""Hugging Face classifier → Triton ensemble (tokenizer → encoder → postprocess)."""

@@ -1,0 +1,156 @@
+"""Triton model configs, built as Triton's own protobuf messages and printed with text_format.
+
+Building `ModelConfig` messages, not strings, means a misspelt field or a wrong type fails here,
+at export, instead of at model load on a server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2 as mc
+
+from emoclient import protocol
+
+Device = Literal["auto", "cpu", "gpu"]
+
+_INSTANCE_KINDS = {
+    "auto": mc.ModelInstanceGroup.KIND_AUTO,
+    "cpu": mc.ModelInstanceGroup.KIND_CPU,
+    "gpu": mc.ModelInstanceGroup.KIND_GPU,
+}
+
+
+@dataclass(frozen=True)
+class Batching:
+    """Batch limits shared by every model of one ensemble."""
+
+    max_batch_size: int = 64
+    max_queue_delay_us: int = 500
+
+
+def _tensor(name: str, data_type: int, dims: Sequence[int]) -> dict:
+    return {"name": name, "data_type": data_type, "dims": list(dims)}
+
+
+def _parameters(config: mc.ModelConfig, values: Mapping[str, str]) -> None:
+    for key, value in values.items():
+        config.parameters[key].string_value = value
+
+
+def _batched(config: mc.ModelConfig, batching: Batching, queue_delay_us: int) -> mc.ModelConfig:
+    config.max_batch_size = batching.max_batch_size
+    config.dynamic_batching.max_queue_delay_microseconds = queue_delay_us
+    return config
+
+
+def tokenizer_config(
+    name: str,
+    encoder_inputs: Sequence[str],
+    *,
+    max_length: int,
+    pad_token: str,
+    pad_id: int,
+    batching: Batching,
+) -> mc.ModelConfig:
+    config = mc.ModelConfig(
+        name=name,
+        backend="python",
+        input=[_tensor(protocol.TEXT_INPUT, mc.TYPE_STRING, [1])],
+        output=[_tensor(input_name, mc.TYPE_INT64, [-1]) for input_name in encoder_inputs],
+        instance_group=[{"kind": mc.ModelInstanceGroup.KIND_CPU, "count": 1}],
+    )
+    _parameters(config, {"max_length": str(max_length), "pad_token": pad_token, "pad_id": str(pad_id)})
+    return _batched(config, batching, batching.max_queue_delay_us)
+
+
+def encoder_config(
+    name: str,
+    input_names: Sequence[str],
+    output_name: str,
+    output_dims: Sequence[int],
+    *,
+    batching: Batching,
+    device: Device = "auto",
+    instances: int = 1,
+) -> mc.ModelConfig:
+    """An ONNX model on the onnxruntime backend: native in NGC, Python-based locally."""
+    config = mc.ModelConfig(
+        name=name,
+        backend="onnxruntime",
+        default_model_filename="model.onnx",
+        input=[_tensor(input_name, mc.TYPE_INT64, [-1]) for input_name in input_names],
+        output=[_tensor(output_name, mc.TYPE_FP32, output_dims)],
+        instance_group=[{"kind": _INSTANCE_KINDS[device], "count": instances}],
+    )
+    return _batched(config, batching, batching.max_queue_delay_us)
+
+
+def postprocess_config(
+    name: str, num_labels: int, parameters: Mapping[str, str], *, batching: Batching
+) -> mc.ModelConfig:
+    config = mc.ModelConfig(
+        name=name,
+        backend="python",
+        input=[_tensor("logits", mc.TYPE_FP32, [num_labels])],
+        output=[
+            _tensor(protocol.SCORES_OUTPUT, mc.TYPE_FP32, [num_labels]),
+            _tensor(protocol.PREDICTED_OUTPUT, mc.TYPE_BOOL, [num_labels]),
+        ],
+        instance_group=[{"kind": mc.ModelInstanceGroup.KIND_CPU, "count": 1}],
+    )
+    _parameters(config, parameters)
+    return _batched(config, batching, 0)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One model of an ensemble, with its tensors mapped to the ensemble's tensor names."""
+
+    model_name: str
+    input_map: Mapping[str, str]
+    output_map: Mapping[str, str]
+
+
+def ensemble_config(
+    name: str,
+    steps: Sequence[Step],
+    num_labels: int,
+    parameters: Mapping[str, str],
+    *,
+    batching: Batching,
+) -> mc.ModelConfig:
+    """The ensemble clients call: TEXT in, SCORES and PREDICTED out, label metadata published."""
+    config = mc.ModelConfig(
+        name=name,
+        platform="ensemble",
+        max_batch_size=batching.max_batch_size,
+        input=[_tensor(protocol.TEXT_INPUT, mc.TYPE_STRING, [1])],
+        output=[
+            _tensor(protocol.SCORES_OUTPUT, mc.TYPE_FP32, [num_labels]),
+            _tensor(protocol.PREDICTED_OUTPUT, mc.TYPE_BOOL, [num_labels]),
+        ],
+    )
+    for step in steps:
+        config.ensemble_scheduling.step.add(
+            model_name=step.model_name,
+            model_version=-1,
+            input_map=dict(step.input_map),
+            output_map=dict(step.output_map),
+        )
+    _parameters(config, {protocol.PARAM_KIND: protocol.CONTRACT_VERSION, **parameters})
+    return config
+
+
+def render(config: mc.ModelConfig) -> str:
+    return text_format.MessageToString(config)
+
+
+def write(config: mc.ModelConfig, model_directory: Path) -> Path:
+    path = model_directory / "config.pbtxt"
+    path.write_text(render(config))
+    return path

@@ -1,0 +1,102 @@
+"""Triton Python model: texts → the encoder's input tensors, with `tokenizers` (Rust).
+
+All the texts of all the requests in one dynamic batch are tokenised together and padded to one
+length, so that the encoder's batcher, which merges only same-shaped requests, can merge them.
+Text beyond `max_length` tokens is truncated. A request whose bytes are not UTF-8 gets an error
+response of its own; the other requests of the batch are served as usual.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tokenizers import Tokenizer
+
+try:
+    import triton_python_backend_utils as pb_utils
+except ImportError:  # imported outside Triton: unit tests and the export parity gate
+    pb_utils = None
+
+# Encoder input name → the attribute of `tokenizers.Encoding` that holds it.
+ENCODING_FIELDS = {"input_ids": "ids", "attention_mask": "attention_mask", "token_type_ids": "type_ids"}
+
+
+class InvalidText(ValueError):
+    """A text of a request could not be decoded."""
+
+    def __init__(self, index: int, reason: str) -> None:
+        super().__init__(f"text {index}: {reason}")
+        self.index = index
+
+
+def load_tokenizer(path: str | Path, max_length: int, pad_token: str, pad_id: int) -> Tokenizer:
+    """The tokenizer from tokenizer.json, truncating to max_length and padding to the batch's longest."""
+    tokenizer = Tokenizer.from_file(str(path))
+    tokenizer.enable_truncation(max_length=max_length)
+    tokenizer.enable_padding(pad_id=pad_id, pad_token=pad_token)
+    return tokenizer
+
+
+def decode_texts(raw: np.ndarray) -> list[str]:
+    """UTF-8 texts from a BYTES tensor of shape [batch, 1]."""
+    texts = []
+    for index, item in enumerate(raw.reshape(-1)):
+        if isinstance(item, str):
+            texts.append(item)
+            continue
+        try:
+            texts.append(bytes(item).decode("utf-8"))
+        except UnicodeDecodeError as error:
+            raise InvalidText(index, f"not valid UTF-8 ({error.reason} at byte {error.start})") from None
+    return texts
+
+
+def encode(tokenizer: Tokenizer, texts: list[str], input_names: list[str]) -> dict[str, np.ndarray]:
+    """INT64 [len(texts), longest] arrays, one per encoder input."""
+    encodings = tokenizer.encode_batch(texts)
+    return {
+        name: np.array([getattr(e, ENCODING_FIELDS[name]) for e in encodings], dtype=np.int64)
+        for name in input_names
+    }
+
+
+def _parameter(config: dict[str, Any], key: str) -> str:
+    return config["parameters"][key]["string_value"]
+
+
+class TritonPythonModel:
+    def initialize(self, args: dict[str, Any]) -> None:
+        config = json.loads(args["model_config"])
+        self.text_input = config["input"][0]["name"]
+        self.output_names = [spec["name"] for spec in config["output"]]
+        self.tokenizer = load_tokenizer(
+            Path(args["model_repository"]) / args["model_version"] / "tokenizer.json",
+            max_length=int(_parameter(config, "max_length")),
+            pad_token=_parameter(config, "pad_token"),
+            pad_id=int(_parameter(config, "pad_id")),
+        )
+
+    def execute(self, requests: list[Any]) -> list[Any]:
+        responses: list[Any] = [None] * len(requests)
+        texts: list[str] = []
+        spans = []
+        for position, request in enumerate(requests):
+            raw = pb_utils.get_input_tensor_by_name(request, self.text_input).as_numpy()
+            try:
+                decoded = decode_texts(raw)
+            except InvalidText as error:
+                responses[position] = pb_utils.InferenceResponse(
+                    error=pb_utils.TritonError(str(error), pb_utils.TritonError.INVALID_ARG)
+                )
+                continue
+            spans.append((position, len(texts), len(texts) + len(decoded)))
+            texts.extend(decoded)
+        if texts:
+            encoded = encode(self.tokenizer, texts, self.output_names)
+            for position, start, stop in spans:
+                tensors = [pb_utils.Tensor(name, array[start:stop]) for name, array in encoded.items()]
+                responses[position] = pb_utils.InferenceResponse(output_tensors=tensors)
+        return responses
