@@ -1,1 +1,33 @@
-"""emoclient: the SDK for emotion classifiers served by emotriton on Triton."""
+"""emoclient: the SDK for emotion classifiers served by emotriton on Triton.
+
+from emoclient import Client
+
+with Client("localhost:8001") as client:
+    for result in client.classify(["Thank you so much!"], model="go_emotions"):
+        print(result.labels, result.top(3))
+"""
+
+from .client import Client
+from .errors import (
+    EmotritonError,
+    InferenceTimeoutError,
+    InvalidInputError,
+    ModelNotFoundError,
+    ServerError,
+    ServerUnavailableError,
+    UnsupportedModelError,
+)
+from .results import Classification, ModelInfo
+
+__all__ = [
+    "Classification",
+    "Client",
+    "EmotritonError",
+    "InferenceTimeoutError",
+    "InvalidInputError",
+    "ModelInfo",
+    "ModelNotFoundError",
+    "ServerError",
+    "ServerUnavailableError",
+    "UnsupportedModelError",
+]

@@ -64,7 +64,9 @@ def tokenizer_config(
         output=[_tensor(input_name, mc.TYPE_INT64, [-1]) for input_name in encoder_inputs],
         instance_group=[{"kind": mc.ModelInstanceGroup.KIND_CPU, "count": 1}],
     )
-    _parameters(config, {"max_length": str(max_length), "pad_token": pad_token, "pad_id": str(pad_id)})
+    _parameters(
+        config, {"max_length": str(max_length), "pad_token": pad_token, "pad_id": str(pad_id)}
+    )
     return _batched(config, batching, batching.max_queue_delay_us)
 
 

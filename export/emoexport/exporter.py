@@ -16,6 +16,7 @@ from pathlib import Path
 from emoclient import protocol
 
 from . import configs
+from .errors import ExportError
 from .labels import LabelScheme
 from .onnx_export import export_onnx
 from .parity import DEFAULT_TOLERANCE, ParityReport, check_parity, sample_texts
@@ -24,10 +25,6 @@ from .triton_models import postprocess as postprocess_source
 from .triton_models import tokenizer as tokenizer_source
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
-
-class ExportError(RuntimeError):
-    """The export was refused; nothing was written."""
 
 
 @dataclass(frozen=True)
@@ -76,7 +73,9 @@ def install(folders: list[ModelFolder], repository: Path, overwrite: bool) -> tu
     repository.mkdir(parents=True, exist_ok=True)
     existing = [f.name for f in folders if (repository / f.name).exists()]
     if existing and not overwrite:
-        raise ExportError(f"{', '.join(existing)} already in {repository}; pass --overwrite to replace")
+        raise ExportError(
+            f"{', '.join(existing)} already in {repository}; pass --overwrite to replace"
+        )
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=repository))
     try:
         for folder in folders:
@@ -96,7 +95,7 @@ def install(folders: list[ModelFolder], repository: Path, overwrite: bool) -> tu
 def export_classifier(
     source: str, options: ExportOptions, log: Callable[[str], None] = lambda message: None
 ) -> ExportResult:
-    """Export `source` (hub id or directory) into `options.repository` as ensemble `options.name`."""
+    """Export `source` (hub id or directory) as ensemble `options.name` in the repository."""
     if not _NAME.match(options.name):
         raise ExportError(f"model name {options.name!r}: use letters, digits, '_', '-' and '.'")
     log(f"loading {source}")
@@ -113,7 +112,9 @@ def export_classifier(
         log(f"exporting ONNX (inputs: {', '.join(classifier.input_names)})")
         export_onnx(classifier.model, _trace_sample(classifier, max_length), onnx_path)
         log("checking parity with PyTorch")
-        parity = check_parity(classifier, scheme, onnx_path, tokenizer_json, max_length, options.tolerance)
+        parity = check_parity(
+            classifier, scheme, onnx_path, tokenizer_json, max_length, options.tolerance
+        )
         log(str(parity))
         folders = _model_folders(classifier, scheme, max_length, options, tokenizer_json, onnx_path)
         models = install(folders, options.repository, options.overwrite)
@@ -165,7 +166,9 @@ def _model_folders(
     ensemble = configs.ensemble_config(
         names["ensemble"],
         [
-            configs.Step(names["tokenizer"], {protocol.TEXT_INPUT: protocol.TEXT_INPUT}, passthrough),
+            configs.Step(
+                names["tokenizer"], {protocol.TEXT_INPUT: protocol.TEXT_INPUT}, passthrough
+            ),
             configs.Step(names["encoder"], passthrough, {"logits": "logits"}),
             configs.Step(
                 names["postprocess"],
@@ -187,6 +190,8 @@ def _model_folders(
             {"model.py": Path(tokenizer_source.__file__), "tokenizer.json": tokenizer_json},
         ),
         ModelFolder(names["encoder"], encoder, {"model.onnx": onnx_path}),
-        ModelFolder(names["postprocess"], postprocess, {"model.py": Path(postprocess_source.__file__)}),
+        ModelFolder(
+            names["postprocess"], postprocess, {"model.py": Path(postprocess_source.__file__)}
+        ),
         ModelFolder(names["ensemble"], ensemble),
     ]

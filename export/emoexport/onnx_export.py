@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import warnings
 from pathlib import Path
 
 import torch
 
 OPSET = 18
+
+# torch.onnx warns on every export that torchvision's operators are not registered; we use none.
+logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
 
 
 def logits_of(output: object) -> torch.Tensor:
@@ -31,7 +35,11 @@ class LogitsModel(torch.nn.Module):
         attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
+        inputs = {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "token_type_ids": token_type_ids,
+        }
         return logits_of(self.model(**{k: v for k, v in inputs.items() if v is not None}))
 
 

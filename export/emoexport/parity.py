@@ -15,6 +15,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
+from .errors import ParityError
 from .labels import LabelScheme
 from .onnx_export import LogitsModel
 from .source import HFClassifier
@@ -26,7 +27,9 @@ DEFAULT_TOLERANCE = 1e-4
 
 def sample_texts(max_length: int) -> list[str]:
     """Short, empty, non-ASCII, and longer-than-max_length texts."""
-    long_text = " ".join(["I can't believe how wonderful and terrible this day has been."] * max_length)
+    long_text = " ".join(
+        ["I can't believe how wonderful and terrible this day has been."] * max_length
+    )
     return [
         "Thank you so much!",
         "I am not having a great day",
@@ -37,10 +40,6 @@ def sample_texts(max_length: int) -> list[str]:
         "The meeting is at 3pm in room 42.",
         long_text,
     ]
-
-
-class ParityError(RuntimeError):
-    """The exported pipeline does not reproduce the PyTorch model."""
 
 
 @dataclass(frozen=True)
@@ -57,15 +56,21 @@ class ParityReport:
         )
 
 
-def reference_probabilities(classifier: HFClassifier, scheme: LabelScheme, texts: list[str], max_length: int) -> np.ndarray:
+def reference_probabilities(
+    classifier: HFClassifier, scheme: LabelScheme, texts: list[str], max_length: int
+) -> np.ndarray:
     """PyTorch, one unpadded text at a time, through the Hugging Face tokenizer."""
     wrapped = LogitsModel(classifier.model).eval()
     rows = []
     with torch.no_grad():
         for text in texts:
-            encoded = classifier.tokenizer(text, truncation=True, max_length=max_length, return_tensors="pt")
+            encoded = classifier.tokenizer(
+                text, truncation=True, max_length=max_length, return_tensors="pt"
+            )
             logits = wrapped(**{name: encoded[name] for name in classifier.input_names})
-            activate = torch.sigmoid if scheme.activation == "sigmoid" else lambda x: torch.softmax(x, -1)
+            activate = (
+                torch.sigmoid if scheme.activation == "sigmoid" else lambda x: torch.softmax(x, -1)
+            )
             rows.append(activate(logits.double())[0].numpy())
     return np.stack(rows)
 
@@ -83,7 +88,8 @@ def check_tokenizer(
             if list(got) != list(expected[name]):
                 raise ParityError(
                     f"the served tokenizer disagrees with {classifier.source}'s on {name} "
-                    f"for text {row} ({text[:40]!r}): {list(got)[:12]}… vs {list(expected[name])[:12]}…"
+                    f"for text {row} ({text[:40]!r}): "
+                    f"{list(got)[:12]}… vs {list(expected[name])[:12]}…"
                 )
 
 
@@ -97,7 +103,10 @@ def check_parity(
 ) -> ParityReport:
     texts = sample_texts(max_length)
     served_tokenizer = tokenizer_model.load_tokenizer(
-        tokenizer_path, max_length, classifier.tokenizer.pad_token, classifier.tokenizer.pad_token_id
+        tokenizer_path,
+        max_length,
+        classifier.tokenizer.pad_token,
+        classifier.tokenizer.pad_token_id,
     )
     encoded = tokenizer_model.encode(served_tokenizer, texts, list(classifier.input_names))
     check_tokenizer(classifier, encoded, texts, max_length)

@@ -10,14 +10,11 @@ from typing import Any
 import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
+from .errors import SourceError
 from .triton_models.tokenizer import ENCODING_FIELDS
 
 # Transformers' stand-in for "this tokenizer declares no length limit".
 _NO_LIMIT = 1_000_000
-
-
-class SourceError(RuntimeError):
-    """The model or its tokenizer cannot be exported as it is."""
 
 
 @dataclass
@@ -34,7 +31,9 @@ class HFClassifier:
         limit = declared if declared < _NO_LIMIT else None
         if requested is None:
             if limit is None:
-                raise SourceError(f"{self.source}'s tokenizer declares no max length: pass --max-length")
+                raise SourceError(
+                    f"{self.source}'s tokenizer declares no max length: pass --max-length"
+                )
             return limit
         if requested < 2 or (limit is not None and requested > limit):
             raise SourceError(f"--max-length {requested} is outside 2..{limit} for {self.source}")
@@ -50,7 +49,7 @@ def load_classifier(
         config = AutoConfig.from_pretrained(source, **options)
         tokenizer = AutoTokenizer.from_pretrained(source, use_fast=True, **options)
         model = AutoModelForSequenceClassification.from_pretrained(source, config=config, **options)
-    except OSError as error:
+    except (OSError, ValueError) as error:  # transformers raises both for unusable sources
         raise SourceError(f"cannot load {source!r} from {where}: {error}") from error
     if not tokenizer.is_fast:
         raise SourceError(f"{source} has no fast tokenizer (tokenizer.json); the server needs one")

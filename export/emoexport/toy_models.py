@@ -14,7 +14,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from tokenizers import (
+    Tokenizer,
+    decoders,
+    models,
+    normalizers,
+    pre_tokenizers,
+    processors,
+    trainers,
+)
 from transformers import (
     BertConfig,
     BertForSequenceClassification,
@@ -29,10 +37,35 @@ from transformers import (
 )
 
 GO_EMOTIONS_LABELS = (
-    "admiration amusement anger annoyance approval caring confusion curiosity desire "
-    "disappointment disapproval disgust embarrassment excitement fear gratitude grief joy love "
-    "nervousness optimism pride realization relief remorse sadness surprise neutral"
-).split()
+    "admiration",
+    "amusement",
+    "anger",
+    "annoyance",
+    "approval",
+    "caring",
+    "confusion",
+    "curiosity",
+    "desire",
+    "disappointment",
+    "disapproval",
+    "disgust",
+    "embarrassment",
+    "excitement",
+    "fear",
+    "gratitude",
+    "grief",
+    "joy",
+    "love",
+    "nervousness",
+    "optimism",
+    "pride",
+    "realization",
+    "relief",
+    "remorse",
+    "sadness",
+    "surprise",
+    "neutral",
+)
 EMOTION_LABELS = ("sadness", "joy", "love", "anger", "fear", "surprise")
 
 CORPUS = """\
@@ -77,7 +110,9 @@ def bpe_tokenizer(max_length: int, vocab_size: int = 600) -> RobertaTokenizerFas
     tokenizer.decoder = decoders.ByteLevel()
     specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        vocab_size=vocab_size,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
     tokenizer.train_from_iterator(_corpus(), trainer)
     tokenizer.post_processor = processors.RobertaProcessing(
@@ -125,20 +160,37 @@ def wordpiece_tokenizer(
     )
 
 
-_SMALL = {"num_attention_heads": 2, "intermediate_size": 64, "hidden_size": 32, "num_hidden_layers": 2}
+# A wider initialisation than transformers' 0.02 makes a random model's output depend on the text.
+_INIT = {"initializer_range": 0.2}
+_SMALL = {
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    **_INIT,
+}
 
 
-def _spread_logits(model: PreTrainedModel, num_labels: int) -> None:
-    """Random heads put every logit near 0, so every sigmoid score near 0.5, where a 1e-6
-    difference flips a decision. Wide output biases keep the scores away from the thresholds."""
-    head = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == num_labels][-1]
+def _spread_logits(model: PreTrainedModel, tokenizer, target_std: float = 3.0) -> None:
+    """Scale the output layer so logits over the corpus have std `target_std`: scores that vary
+    with the text, and mostly sit far from 0.5, where a 1e-6 difference would flip a decision."""
+    num_labels = model.config.num_labels
+    head = [
+        m
+        for m in model.modules()
+        if isinstance(m, torch.nn.Linear) and m.out_features == num_labels
+    ][-1]
     with torch.no_grad():
-        head.weight.mul_(8.0)
-        head.bias.normal_(0.0, 3.0)
+        head.bias.zero_()
+        logits = model.eval()(**tokenizer(_corpus(), padding=True, return_tensors="pt")).logits
+        head.weight.mul_(target_std / logits.std())
 
 
 def _labels(labels: Sequence[str]) -> dict:
-    return {"id2label": dict(enumerate(labels)), "label2id": {name: i for i, name in enumerate(labels)}}
+    return {
+        "id2label": dict(enumerate(labels)),
+        "label2id": {name: i for i, name in enumerate(labels)},
+    }
 
 
 def roberta_multilabel(labels: Sequence[str] = GO_EMOTIONS_LABELS, max_length: int = 64):
@@ -168,6 +220,7 @@ def distilbert_single_label(labels: Sequence[str] = EMOTION_LABELS, max_length: 
         hidden_dim=64,
         n_layers=2,
         n_heads=2,
+        **_INIT,
         **_labels(labels),
     )
     return DistilBertForSequenceClassification(config), tokenizer
@@ -197,7 +250,7 @@ def build(kind: str, directory: str | Path, seed: int = 0, **options) -> Path:
     """Save a toy model of `kind` (see BUILDERS) with its tokenizer into `directory`."""
     torch.manual_seed(seed)
     model, tokenizer = BUILDERS[kind](**options)
-    _spread_logits(model, model.config.num_labels)
+    _spread_logits(model, tokenizer)
     directory = Path(directory)
     model.eval().save_pretrained(directory)
     tokenizer.save_pretrained(directory)

@@ -225,12 +225,16 @@ class LocalServer:
                     f"tritonserver exited with code {self._process.returncode} while starting"
                     f"{self._log_tail()}"
                 )
-            with contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError):
-                with urllib.request.urlopen(url, timeout=1) as response:
-                    if response.status == 200:
-                        return
+            with (
+                contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError),
+                urllib.request.urlopen(url, timeout=1) as response,
+            ):
+                if response.status == 200:
+                    return
             time.sleep(0.1)
-        raise ServerError(f"tritonserver not ready after {self.startup_timeout:.0f}s{self._log_tail()}")
+        raise ServerError(
+            f"tritonserver not ready after {self.startup_timeout:.0f}s{self._log_tail()}"
+        )
 
     def _log_tail(self, lines: int = 40) -> str:
         if self.log_path is None or not self.log_path.exists():
@@ -252,10 +256,8 @@ class LocalServer:
         if process is not None:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
-                try:
+                with contextlib.suppress(subprocess.TimeoutExpired):
                     process.wait(timeout=self.exit_timeout + 5)
-                except subprocess.TimeoutExpired:
-                    pass
             # The stubs are in the server's process group; none may outlive it.
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(process.pid, signal.SIGKILL)

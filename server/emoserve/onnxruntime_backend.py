@@ -25,7 +25,10 @@ _INT_OPTIONS = {
     "intra_op_thread_count": "intra_op_num_threads",
     "inter_op_thread_count": "inter_op_num_threads",
 }
-_BOOL_OPTIONS = {"enable_mem_arena": "enable_cpu_mem_arena", "enable_mem_pattern": "enable_mem_pattern"}
+_BOOL_OPTIONS = {
+    "enable_mem_arena": "enable_cpu_mem_arena",
+    "enable_mem_pattern": "enable_mem_pattern",
+}
 
 
 def session_options(parameters: dict[str, dict[str, str]]) -> ort.SessionOptions:
@@ -47,7 +50,9 @@ def group_by_shape(batches: list[dict[str, np.ndarray]]) -> dict[tuple, list[int
     """Indices of requests whose inputs can be concatenated along the batch axis."""
     groups: dict[tuple, list[int]] = defaultdict(list)
     for index, inputs in enumerate(batches):
-        key = tuple((name, array.shape[1:], array.dtype.str) for name, array in sorted(inputs.items()))
+        key = tuple(
+            (name, array.shape[1:], array.dtype.str) for name, array in sorted(inputs.items())
+        )
         groups[key].append(index)
     return groups
 
@@ -85,20 +90,27 @@ class TritonPythonModel:
             device = {"device_id": int(args["model_instance_device_id"])}
             providers = [("CUDAExecutionProvider", device), "CPUExecutionProvider"]
         self.session = ort.InferenceSession(
-            str(path), sess_options=session_options(config.get("parameters", {})), providers=providers
+            str(path),
+            sess_options=session_options(config.get("parameters", {})),
+            providers=providers,
         )
         self.input_names = [spec["name"] for spec in config["input"]]
         self.output_names = [spec["name"] for spec in config["output"]]
 
     def execute(self, requests: list[Any]) -> list[Any]:
         batches = [
-            {name: pb_utils.get_input_tensor_by_name(request, name).as_numpy() for name in self.input_names}
+            {
+                name: pb_utils.get_input_tensor_by_name(request, name).as_numpy()
+                for name in self.input_names
+            }
             for request in requests
         ]
         responses = []
         for result in run_batched(self.session, batches, self.output_names):
             if isinstance(result, Exception):
-                responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(str(result))))
+                responses.append(
+                    pb_utils.InferenceResponse(error=pb_utils.TritonError(str(result)))
+                )
             else:
                 tensors = [pb_utils.Tensor(name, array) for name, array in result.items()]
                 responses.append(pb_utils.InferenceResponse(output_tensors=tensors))

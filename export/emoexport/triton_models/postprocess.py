@@ -58,7 +58,9 @@ class TritonPythonModel:
         self.thresholds = None if thresholds is None else np.asarray(thresholds, dtype=np.float32)
 
     def execute(self, requests: list[Any]) -> list[Any]:
-        logits = [pb_utils.get_input_tensor_by_name(r, self.logits_input).as_numpy() for r in requests]
+        logits = [
+            pb_utils.get_input_tensor_by_name(r, self.logits_input).as_numpy() for r in requests
+        ]
         scores = self.activate(np.concatenate(logits))
         predicted = decide(scores, self.decision, self.thresholds)
         bounds = np.cumsum([len(batch) for batch in logits])[:-1]

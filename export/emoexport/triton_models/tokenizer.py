@@ -21,7 +21,11 @@ except ImportError:  # imported outside Triton: unit tests and the export parity
     pb_utils = None
 
 # Encoder input name → the attribute of `tokenizers.Encoding` that holds it.
-ENCODING_FIELDS = {"input_ids": "ids", "attention_mask": "attention_mask", "token_type_ids": "type_ids"}
+ENCODING_FIELDS = {
+    "input_ids": "ids",
+    "attention_mask": "attention_mask",
+    "token_type_ids": "type_ids",
+}
 
 
 class InvalidText(ValueError):
@@ -33,7 +37,7 @@ class InvalidText(ValueError):
 
 
 def load_tokenizer(path: str | Path, max_length: int, pad_token: str, pad_id: int) -> Tokenizer:
-    """The tokenizer from tokenizer.json, truncating to max_length and padding to the batch's longest."""
+    """tokenizer.json, truncating to max_length and padding to the longest text of a batch."""
     tokenizer = Tokenizer.from_file(str(path))
     tokenizer.enable_truncation(max_length=max_length)
     tokenizer.enable_padding(pad_id=pad_id, pad_token=pad_token)
@@ -50,7 +54,9 @@ def decode_texts(raw: np.ndarray) -> list[str]:
         try:
             texts.append(bytes(item).decode("utf-8"))
         except UnicodeDecodeError as error:
-            raise InvalidText(index, f"not valid UTF-8 ({error.reason} at byte {error.start})") from None
+            raise InvalidText(
+                index, f"not valid UTF-8 ({error.reason} at byte {error.start})"
+            ) from None
     return texts
 
 
@@ -97,6 +103,8 @@ class TritonPythonModel:
         if texts:
             encoded = encode(self.tokenizer, texts, self.output_names)
             for position, start, stop in spans:
-                tensors = [pb_utils.Tensor(name, array[start:stop]) for name, array in encoded.items()]
+                tensors = [
+                    pb_utils.Tensor(name, array[start:stop]) for name, array in encoded.items()
+                ]
                 responses[position] = pb_utils.InferenceResponse(output_tensors=tensors)
         return responses

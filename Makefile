@@ -1,0 +1,33 @@
+# One entry point for people and CI. `make test` is what CI runs (.ci/run).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup test lint demo serve clean
+
+# The venv is rebuilt when the dependency pins change. torch is pinned to the CPU wheel.
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[all]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
+	$(BIN)/pytest
+
+# Export the default model into model_repository/, serve it, classify examples.
+demo: setup
+	$(BIN)/python scripts/demo.py
+
+serve: setup
+	$(BIN)/emotriton serve --repository model_repository
+
+clean:
+	rm -rf $(VENV) build .pytest_cache .ruff_cache

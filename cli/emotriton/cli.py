@@ -1,0 +1,209 @@
+"""Export a Hugging Face classifier to Triton, serve a model repository, classify texts.
+
+Every option can also be set by an environment variable, named in its help text. Subcommands
+import their heavy dependencies only when they run, so `classify` works with the SDK alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+
+def _env_default(parser: argparse.ArgumentParser) -> Callable[..., argparse.Action]:
+    """`add_argument` whose default comes from EMOTRITON_<DEST> when that variable is set."""
+
+    def add(*flags: str, default: Any = None, help: str = "", **options: Any) -> argparse.Action:
+        dest = options.get("dest") or flags[-1].lstrip("-").replace("-", "_")
+        variable = f"EMOTRITON_{dest.upper()}"
+        if variable in os.environ:
+            raw = os.environ[variable]
+            if options.get("action") == "store_true":
+                default = raw.lower() in ("1", "true", "yes")
+            else:
+                default = options.get("type", str)(raw)
+        shown = f" (default: {default})" if default not in (None, False) else ""
+        return parser.add_argument(
+            *flags, default=default, help=f"{help}{shown} [env: {variable}]", **options
+        )
+
+    return add
+
+
+def _add_export(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "export",
+        help="export a Hugging Face classifier into a Triton ensemble",
+        description="Export SOURCE (a hub id or a local directory) as ensemble NAME: "
+        "NAME_tokenizer → NAME_encoder → NAME_postprocess. Nothing is written unless the "
+        "exported pipeline matches PyTorch within the tolerance.",
+    )
+    parser.add_argument("source", help="hub id (owner/model) or local model directory")
+    add = _env_default(parser)
+    add("--name", required="EMOTRITON_NAME" not in os.environ, help="ensemble name clients call")
+    add("--repository", type=Path, default=Path("model_repository"), help="Triton model repository")
+    add(
+        "--max-length",
+        type=int,
+        help="truncate texts to this many tokens (default: the model's limit)",
+    )
+    add("--max-batch-size", type=int, default=64, help="most texts per request and per batch")
+    add(
+        "--max-queue-delay-us", type=int, default=500, help="dynamic batcher wait for more requests"
+    )
+    add("--device", choices=["auto", "cpu", "gpu"], default="auto", help="encoder instance kind")
+    add("--instances", type=int, default=1, help="encoder instances per device")
+    add("--revision", help="hub revision (branch, tag or commit)")
+    add("--trust-remote-code", action="store_true", help="run the model repository's own code")
+    add("--tolerance", type=float, default=1e-4, help="parity gate: max |Δprobability| vs PyTorch")
+    add("--overwrite", action="store_true", help="replace an earlier export of NAME")
+    parser.set_defaults(run=_export)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from transformers.utils import logging as transformers_logging
+
+    from emoexport.configs import Batching
+    from emoexport.exporter import ExportOptions, export_classifier
+
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
+    options = ExportOptions(
+        name=args.name,
+        repository=args.repository,
+        max_length=args.max_length,
+        batching=Batching(args.max_batch_size, args.max_queue_delay_us),
+        device=args.device,
+        instances=args.instances,
+        revision=args.revision,
+        trust_remote_code=args.trust_remote_code,
+        tolerance=args.tolerance,
+        overwrite=args.overwrite,
+    )
+    result = export_classifier(
+        args.source, options, log=lambda message: print(message, file=sys.stderr)
+    )
+    scheme = result.scheme
+    print(
+        f"exported {result.name}: {len(scheme.labels)} labels, "
+        f"{scheme.activation} + {scheme.decision}, "
+        f"max_length {result.max_length} → {args.repository}"
+    )
+    return 0
+
+
+def _add_serve(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "serve",
+        help="run the local Triton server on a model repository",
+        description="Run Triton 2.51 (from the nvidia-pytriton wheel) on a model repository "
+        "until Ctrl-C or SIGTERM.",
+    )
+    add = _env_default(parser)
+    add("--repository", type=Path, default=Path("model_repository"), help="Triton model repository")
+    add("--host", default="127.0.0.1", help="bind address (0.0.0.0 exposes the server)")
+    add("--http-port", type=int, default=8000, help="HTTP/REST port")
+    add("--grpc-port", type=int, default=8001, help="gRPC port")
+    add("--metrics-port", type=int, default=8002, help="Prometheus metrics port")
+    add("--log-verbose", type=int, default=0, help="Triton log verbosity (0 = info)")
+    parser.set_defaults(run=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from emoclient import Client
+    from emoserve import LocalServer
+
+    def terminate(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminate)
+    server = LocalServer(
+        args.repository,
+        host=args.host,
+        http_port=args.http_port,
+        grpc_port=args.grpc_port,
+        metrics_port=args.metrics_port,
+        log_verbose=args.log_verbose,
+        stream_logs=True,
+    )
+    try:
+        server.start()
+        endpoints = server.endpoints
+        with Client(endpoints.grpc_url) as client:
+            names = [info.name for info in client.models()]
+        print(
+            f"\nemotriton: serving {', '.join(names) or 'no emotion models'} "
+            f"from {server.repository}\n"
+            f"  gRPC    {endpoints.grpc_url}\n  HTTP    http://{endpoints.http_url}\n"
+            f"  metrics {endpoints.metrics_url}\nCtrl-C stops it.",
+            flush=True,
+        )
+        code = server.wait()
+        print(f"emotriton: tritonserver exited with code {code}", file=sys.stderr)
+        return code or 1
+    except KeyboardInterrupt:
+        print("\nemotriton: stopping", file=sys.stderr)
+        return 0
+    finally:
+        server.stop()
+
+
+def _add_classify(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "classify",
+        help="classify texts with a served model; prints one JSON object per text",
+    )
+    parser.add_argument("texts", nargs="+", metavar="TEXT")
+    add = _env_default(parser)
+    add("--model", required="EMOTRITON_MODEL" not in os.environ, help="served ensemble name")
+    add("--url", help="server address, HOST:PORT (default: localhost:8001, or :8000 for http)")
+    add("--protocol", choices=["grpc", "http"], default="grpc", help="wire protocol")
+    add("--timeout", type=float, default=60.0, help="seconds to wait for an answer")
+    parser.set_defaults(run=_classify)
+
+
+def _classify(args: argparse.Namespace) -> int:
+    from emoclient import Client
+
+    with Client(args.url, protocol=args.protocol, timeout=args.timeout) as client:
+        for result in client.classify(args.texts, model=args.model):
+            print(
+                json.dumps(
+                    {"text": args.texts[result.index], **result.to_dict()}, ensure_ascii=False
+                )
+            )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="emotriton", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+    _add_export(commands)
+    _add_serve(commands)
+    _add_classify(commands)
+    return parser
+
+
+# Every exception class these packages define carries a message written for the user.
+_OWN_PACKAGES = ("emoclient.", "emoexport.", "emoserve.")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except Exception as error:
+        if not type(error).__module__.startswith(_OWN_PACKAGES):
+            raise
+        print(f"emotriton: error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""One exception hierarchy: catch `EmotritonError` for all of them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class EmotritonError(Exception):
+    """Base of every error the SDK raises."""
+
+
+class ServerUnavailableError(EmotritonError):
+    """Nothing answered at the URL (server down, wrong address, or not ready)."""
+
+    def __init__(self, url: str, detail: str = "") -> None:
+        super().__init__(f"no Triton server reachable at {url}" + (f": {detail}" if detail else ""))
+        self.url = url
+
+
+class ModelNotFoundError(EmotritonError):
+    """The server does not serve a model of that name."""
+
+    def __init__(self, model: str, available: Sequence[str]) -> None:
+        served = ", ".join(sorted(available)) or "none"
+        super().__init__(f"model {model!r} is not served; the server has: {served}")
+        self.model = model
+        self.available = tuple(available)
+
+
+class UnsupportedModelError(EmotritonError):
+    """The model exists but is not an emotion classifier exported by emotriton."""
+
+
+class InvalidInputError(EmotritonError):
+    """A text cannot be sent: not a string, or not encodable as UTF-8."""
+
+    def __init__(self, message: str, index: int | None = None) -> None:
+        super().__init__(message if index is None else f"text {index}: {message}")
+        self.index = index
+
+
+class InferenceTimeoutError(EmotritonError):
+    """The server did not answer within the client's timeout."""
+
+
+class ServerError(EmotritonError):
+    """Triton answered with an error; `message` is Triton's."""
+
+    def __init__(self, message: str, status: str | None = None) -> None:
+        super().__init__(message if status is None else f"[{status}] {message}")
+        self.message = message
+        self.status = status

@@ -1,0 +1,97 @@
+"""Generated Triton configs: valid protobuf, and an ensemble whose tensors connect."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2 as mc
+
+from emoclient import protocol
+from emoexport import configs
+
+
+def load(directory: Path) -> mc.ModelConfig:
+    return text_format.Parse((directory / "config.pbtxt").read_text(), mc.ModelConfig())
+
+
+@pytest.mark.parametrize(
+    ("name", "encoder_inputs"),
+    [
+        ("go_emotions", ["input_ids", "attention_mask"]),
+        ("emotion", ["input_ids", "attention_mask"]),
+        ("emotion_bert", ["input_ids", "token_type_ids", "attention_mask"]),
+    ],
+)
+def test_ensemble_wiring(repository: Path, name: str, encoder_inputs: list[str]) -> None:
+    ensemble = load(repository / name)
+    tokenizer, encoder, postprocess = (
+        load(repository / f"{name}_{part}") for part in ("tokenizer", "encoder", "postprocess")
+    )
+
+    assert ensemble.platform == "ensemble"
+    assert [i.name for i in ensemble.input] == [protocol.TEXT_INPUT]
+    assert [o.name for o in ensemble.output] == [protocol.SCORES_OUTPUT, protocol.PREDICTED_OUTPUT]
+    assert not ensemble.HasField("dynamic_batching"), "batching belongs to the composing models"
+    # Each step reads only tensors the ensemble has by then; the last writes the outputs.
+    available = {protocol.TEXT_INPUT}
+    for step in ensemble.ensemble_scheduling.step:
+        assert set(step.input_map.values()) <= available, step.model_name
+        available |= set(step.output_map.values())
+    assert {protocol.SCORES_OUTPUT, protocol.PREDICTED_OUTPUT} <= available
+
+    # The encoder takes exactly what the model takes (BERT: token_type_ids too).
+    assert sorted(i.name for i in encoder.input) == sorted(encoder_inputs)
+    assert sorted(o.name for o in tokenizer.output) == sorted(encoder_inputs)
+    assert encoder.backend == "onnxruntime" and encoder.default_model_filename == "model.onnx"
+    assert all(list(i.dims) == [-1] and i.data_type == mc.TYPE_INT64 for i in encoder.input)
+    for model in (tokenizer, encoder, postprocess):
+        assert model.max_batch_size == ensemble.max_batch_size > 1
+        assert model.HasField("dynamic_batching")
+    assert tokenizer.backend == postprocess.backend == "python"
+
+    labels = json.loads(ensemble.parameters[protocol.PARAM_LABELS].string_value)
+    assert list(postprocess.output[0].dims) == list(ensemble.output[0].dims) == [len(labels)]
+    assert ensemble.parameters[protocol.PARAM_KIND].string_value == protocol.CONTRACT_VERSION
+
+
+def test_multi_label_uses_sigmoid_and_thresholds(repository: Path) -> None:
+    parameters = load(repository / "go_emotions").parameters
+    assert parameters[protocol.PARAM_ACTIVATION].string_value == "sigmoid"
+    assert parameters[protocol.PARAM_DECISION].string_value == "threshold"
+    assert json.loads(parameters[protocol.PARAM_THRESHOLDS].string_value) == [0.5] * 28
+    single = load(repository / "emotion").parameters
+    assert single[protocol.PARAM_ACTIVATION].string_value == "softmax"
+    assert single[protocol.PARAM_DECISION].string_value == "argmax"
+    assert protocol.PARAM_THRESHOLDS not in single
+
+
+@pytest.mark.parametrize(
+    ("device", "kind"),
+    [
+        ("cpu", mc.ModelInstanceGroup.KIND_CPU),
+        ("gpu", mc.ModelInstanceGroup.KIND_GPU),
+        ("auto", mc.ModelInstanceGroup.KIND_AUTO),
+    ],
+)
+def test_encoder_instance_group_fits_the_device(device: str, kind: int) -> None:
+    config = configs.encoder_config(
+        "e",
+        ["input_ids"],
+        "logits",
+        [6],
+        batching=configs.Batching(32, 100),
+        device=device,
+        instances=2,
+    )
+    (group,) = config.instance_group
+    assert group.kind == kind and group.count == 2
+    assert config.max_batch_size == 32
+    assert config.dynamic_batching.max_queue_delay_microseconds == 100
+
+
+def test_render_round_trips() -> None:
+    config = configs.encoder_config("e", ["input_ids"], "logits", [6], batching=configs.Batching())
+    assert text_format.Parse(configs.render(config), mc.ModelConfig()) == config

@@ -1,0 +1,90 @@
+"""Export: the repository layout, the parity gate, and refusals that write nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from emoexport import exporter
+from emoexport.errors import ExportError, ParityError, SourceError
+from emoexport.exporter import ExportOptions, export_classifier
+
+
+def test_export_writes_four_models_in_triton_layout(exported) -> None:
+    tokenizer, encoder, postprocess, ensemble = exported.models
+    assert [m.name for m in exported.models] == [
+        "go_tokenizer",
+        "go_encoder",
+        "go_postprocess",
+        "go",
+    ]
+    assert sorted(p.name for p in (tokenizer / "1").iterdir()) == ["model.py", "tokenizer.json"]
+    assert sorted(p.name for p in (encoder / "1").iterdir()) == ["model.onnx"]
+    assert sorted(p.name for p in (postprocess / "1").iterdir()) == ["model.py"]
+    assert list((ensemble / "1").iterdir()) == []  # an ensemble's version folder is empty
+    assert all((m / "config.pbtxt").is_file() for m in exported.models)
+    assert not list(ensemble.parent.glob(".staging-*"))
+
+
+def test_parity_gate_passes_on_texts_beyond_max_length(exported) -> None:
+    assert exported.parity.max_abs_diff <= 1e-4
+    assert exported.parity.truncated_texts >= 1
+    assert exported.max_length == 64
+
+
+def test_parity_gate_refuses_a_graph_that_differs_from_pytorch(
+    toy_model_dirs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_export = exporter.export_onnx
+
+    def export_perturbed(model, sample, path):
+        with torch.no_grad():
+            for parameter in model.parameters():
+                parameter.add_(1e-2 * torch.randn_like(parameter))
+        try:
+            return real_export(model, sample, path)
+        finally:
+            model.load_state_dict(original)
+
+    source = toy_model_dirs["emotion"].directory
+    from transformers import AutoModelForSequenceClassification
+
+    original = AutoModelForSequenceClassification.from_pretrained(source).state_dict()
+    monkeypatch.setattr(exporter, "export_onnx", export_perturbed)
+    with pytest.raises(ParityError, match="refusing to export"):
+        export_classifier(str(source), ExportOptions(name="drift", repository=tmp_path))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_export_needs_overwrite(toy_model_dirs, tmp_path: Path) -> None:
+    source = str(toy_model_dirs["emotion"].directory)
+    export_classifier(source, ExportOptions(name="m", repository=tmp_path))
+    with pytest.raises(ExportError, match="--overwrite"):
+        export_classifier(source, ExportOptions(name="m", repository=tmp_path))
+    result = export_classifier(
+        source, ExportOptions(name="m", repository=tmp_path, max_length=16, overwrite=True)
+    )
+    assert result.max_length == 16
+    assert 'string_value: "16"' in (tmp_path / "m_tokenizer" / "config.pbtxt").read_text()
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "match"),
+    [
+        ({"name": "bad name!"}, ExportError, "model name"),
+        ({"name": "ok", "max_length": 10_000}, SourceError, "outside 2..64"),
+    ],
+)
+def test_bad_options_are_refused(toy_model_dirs, tmp_path: Path, options, error, match) -> None:
+    with pytest.raises(error, match=match):
+        export_classifier(
+            str(toy_model_dirs["emotion"].directory), ExportOptions(repository=tmp_path, **options)
+        )
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_directory_without_a_model_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="from the directory"):
+        export_classifier(str(tmp_path), ExportOptions(name="x", repository=tmp_path / "repo"))

@@ -1,0 +1,171 @@
+"""Unit tests of the Triton Python models (tokenizer, postprocess), driven as Triton drives them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from google.protobuf import json_format, text_format
+from transformers import AutoTokenizer
+from tritonclient.grpc import model_config_pb2 as mc
+
+from emoexport import configs
+from emoexport.labels import LabelScheme
+from emoexport.triton_models import postprocess, tokenizer
+
+from . import fake_pb_utils
+from .conftest import MAX_LENGTH
+
+
+@pytest.fixture(autouse=True)
+def triton_utils(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tokenizer, "pb_utils", fake_pb_utils)
+    monkeypatch.setattr(postprocess, "pb_utils", fake_pb_utils)
+
+
+def triton_args(model_directory: Path, config: mc.ModelConfig | None = None) -> dict[str, str]:
+    """The `args` Triton passes to initialize(), from a config as export wrote it."""
+    if config is None:
+        config = text_format.Parse((model_directory / "config.pbtxt").read_text(), mc.ModelConfig())
+    as_json = json_format.MessageToJson(config, preserving_proto_field_name=True)
+    return {"model_config": as_json, "model_repository": str(model_directory), "model_version": "1"}
+
+
+def texts_tensor(*texts: str | bytes) -> np.ndarray:
+    return np.array([[t.encode() if isinstance(t, str) else t] for t in texts], dtype=object)
+
+
+@pytest.fixture
+def tokenizer_model(exported) -> tokenizer.TritonPythonModel:
+    model = tokenizer.TritonPythonModel()
+    model.initialize(triton_args(exported.models[0]))
+    return model
+
+
+def test_tokenizer_pads_all_requests_of_a_batch_to_one_length(tokenizer_model) -> None:
+    requests = [
+        fake_pb_utils.InferenceRequest(TEXT=texts_tensor("hi")),
+        fake_pb_utils.InferenceRequest(
+            TEXT=texts_tensor("a much longer text than the first one", "x")
+        ),
+    ]
+    first, second = tokenizer_model.execute(requests)
+    assert first.error is None and second.error is None
+    assert first.tensors["input_ids"].shape[1] == second.tensors["input_ids"].shape[1]
+    assert second.tensors["input_ids"].shape[0] == 2
+    # The padding is masked out: the short text has fewer attended tokens than the long one.
+    assert first.tensors["attention_mask"].sum() < second.tensors["attention_mask"][0].sum()
+    assert first.tensors["input_ids"].dtype == np.int64
+
+
+def test_tokenizer_matches_hugging_face_and_truncates(tokenizer_model, toy_model_dirs) -> None:
+    reference = AutoTokenizer.from_pretrained(toy_model_dirs["go_emotions"].directory)
+    texts = ["Thank you so much!", "", "   ", "é 😤 ü", "word " * 500]
+    (response,) = tokenizer_model.execute(
+        [fake_pb_utils.InferenceRequest(TEXT=texts_tensor(*texts))]
+    )
+    ids, mask = response.tensors["input_ids"], response.tensors["attention_mask"]
+    assert ids.shape[1] == MAX_LENGTH  # the long text is cut to max_length
+    for row, text in enumerate(texts):
+        expected = reference(text, truncation=True, max_length=MAX_LENGTH)["input_ids"]
+        assert ids[row, : mask[row].sum()].tolist() == expected
+    assert mask[1].sum() == 2  # the empty text is its special tokens alone
+
+
+def test_invalid_utf8_fails_only_its_own_request(tokenizer_model) -> None:
+    requests = [
+        fake_pb_utils.InferenceRequest(TEXT=texts_tensor("fine")),
+        fake_pb_utils.InferenceRequest(TEXT=texts_tensor("ok", b"\xff\xfe broken")),
+        fake_pb_utils.InferenceRequest(TEXT=texts_tensor("also fine")),
+    ]
+    good, bad, also_good = tokenizer_model.execute(requests)
+    assert bad.error is not None and bad.error.code == fake_pb_utils.TritonError.INVALID_ARG
+    assert "text 1" in bad.error.message() and "UTF-8" in bad.error.message()
+    assert good.error is None and also_good.error is None
+    assert good.tensors["input_ids"].shape[0] == 1
+
+
+def test_decode_texts_names_the_bad_index() -> None:
+    with pytest.raises(tokenizer.InvalidText) as caught:
+        tokenizer.decode_texts(texts_tensor("a", "b", b"\xc3\x28"))
+    assert caught.value.index == 2
+
+
+@pytest.mark.parametrize("logit", [-1000.0, -30.0, -1.5, 0.0, 2.0, 40.0, 1000.0])
+def test_sigmoid_is_exact_and_never_overflows(logit: float) -> None:
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        got = postprocess.sigmoid(np.array([[logit]], dtype=np.float32))
+    assert got[0, 0] == pytest.approx(
+        torch.sigmoid(torch.tensor(logit, dtype=torch.float64)).item(), abs=1e-7
+    )
+
+
+def test_softmax_is_stable_for_large_logits() -> None:
+    logits = np.array([[1000.0, 999.0, -1000.0], [0.0, 0.0, 0.0]], dtype=np.float32)
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        got = postprocess.softmax(logits)
+    expected = torch.softmax(torch.tensor(logits, dtype=torch.float64), -1).numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-7)
+    np.testing.assert_allclose(got.sum(axis=1), 1.0, atol=1e-6)
+
+
+def test_decide_threshold_is_inclusive_and_argmax_picks_one() -> None:
+    scores = np.array([[0.5, 0.49, 0.9], [0.1, 0.2, 0.3]], dtype=np.float32)
+    thresholds = np.array([0.5, 0.5, 0.95], dtype=np.float32)
+    assert postprocess.decide(scores, "threshold", thresholds).tolist() == [
+        [True, False, False],
+        [False, False, False],
+    ]
+    assert postprocess.decide(scores, "argmax", None).tolist() == [
+        [False, False, True],
+        [False, False, True],
+    ]
+    with pytest.raises(ValueError, match="unknown decision"):
+        postprocess.decide(scores, "vote", None)
+
+
+@pytest.mark.parametrize(
+    "scheme",
+    [
+        LabelScheme(("a", "b", "c"), "sigmoid", "threshold", (0.2, 0.5, 0.9), "custom"),
+        LabelScheme(("a", "b", "c"), "softmax", "argmax"),
+    ],
+)
+def test_postprocess_serves_each_request_its_own_rows(scheme: LabelScheme, tmp_path: Path) -> None:
+    config = configs.postprocess_config("p", 3, scheme.parameters(), batching=configs.Batching())
+    model = postprocess.TritonPythonModel()
+    model.initialize(triton_args(tmp_path, config))
+    rng = np.random.default_rng(0)
+    logits = [rng.normal(0, 3, (n, 3)).astype(np.float32) for n in (1, 4, 2)]
+    responses = model.execute([fake_pb_utils.InferenceRequest(logits=batch) for batch in logits])
+    for batch, response in zip(logits, responses):
+        reference = torch.tensor(batch, dtype=torch.float64)
+        probabilities = (
+            torch.sigmoid(reference)
+            if scheme.activation == "sigmoid"
+            else torch.softmax(reference, -1)
+        )
+        np.testing.assert_allclose(response.tensors["SCORES"], probabilities.numpy(), atol=1e-6)
+        if scheme.decision == "argmax":
+            expected = np.eye(3, dtype=bool)[probabilities.numpy().argmax(axis=1)]
+        else:
+            expected = probabilities.numpy() >= np.array(scheme.thresholds)
+        assert response.tensors["PREDICTED"].tolist() == expected.tolist()
+
+
+def test_label_scheme_validates_thresholds() -> None:
+    with pytest.raises(ValueError, match="2 thresholds for 3 labels"):
+        LabelScheme(("a", "b", "c"), "sigmoid", "threshold", (0.5, 0.5))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        LabelScheme(("a",), "sigmoid", "threshold", (1.5,))
+    with pytest.raises(ValueError, match="unique"):
+        LabelScheme(("a", "a"), "softmax", "argmax")
+    with pytest.raises(ValueError, match="only with it"):
+        LabelScheme(("a",), "softmax", "argmax", (0.5,))
+    assert json.loads(LabelScheme(("x", "y"), "softmax", "argmax").parameters()["labels"]) == [
+        "x",
+        "y",
+    ]

@@ -1,0 +1,233 @@
+"""End to end: toy models exported, served by the real Triton binary, called through emoclient."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+
+from emoclient import Client, InvalidInputError, ModelNotFoundError, ServerUnavailableError
+from emoserve.launcher import free_port
+
+from .conftest import MAX_LENGTH, SERVED
+
+pytestmark = pytest.mark.e2e
+
+TEXTS = [
+    "Thank you so much!",
+    "I am not having a great day",
+    "",
+    "   \t ",
+    "Ugh. Why does this keep happening to me?? 😤",
+    "C'est la vie — ça arrive, même aux meilleurs.",
+    "i didnt feel humiliated",
+    "What a relief, the tests came back negative. " * 40,  # far beyond max_length
+    "I love this song so much. " * 12,  # just beyond max_length
+]
+# A score this close to its threshold may fall on either side within float32 noise.
+TIE = 1e-5
+
+
+def expected_labels(
+    probabilities: np.ndarray, labels: tuple[str, ...], multi_label: bool
+) -> list[list[str]]:
+    """The card's rule applied to the PyTorch probabilities: sigmoid ≥ 0.5, or softmax argmax."""
+    if not multi_label:
+        return [[labels[int(row.argmax())]] for row in probabilities]
+    return [
+        sorted(
+            (label for label, p in zip(labels, row) if p >= 0.5),
+            key=lambda label: -row[labels.index(label)],
+        )
+        for row in probabilities
+    ]
+
+
+@pytest.mark.parametrize("model", list(SERVED))
+def test_served_probabilities_equal_pytorch(client: Client, toy_model_dirs, model: str) -> None:
+    results = client.classify(TEXTS, model=model)
+    reference = toy_model_dirs[model].probabilities(TEXTS)
+    info = client.model(model)
+
+    assert [r.index for r in results] == list(range(len(TEXTS)))
+    served = np.array([[r.scores[label] for label in info.labels] for r in results])
+    assert np.abs(served - reference).max() <= 1e-4
+
+    multi_label = info.activation == "sigmoid"
+    for result, probabilities, expected in zip(
+        results, reference, expected_labels(reference, info.labels, multi_label)
+    ):
+        near_threshold = multi_label and np.abs(probabilities - 0.5).min() < TIE
+        if not near_threshold:
+            assert list(result.labels) == expected
+
+
+def test_long_texts_are_truncated_not_rejected(client: Client) -> None:
+    beyond, far_beyond = client.classify(
+        ["word " * MAX_LENGTH, "word " * (MAX_LENGTH * 50)], model="go_emotions"
+    )
+    # Both keep only their first max_length tokens, which are the same tokens.
+    assert beyond.scores == pytest.approx(far_beyond.scores, abs=1e-6)
+
+
+def test_grpc_and_http_give_equal_results(server) -> None:
+    with (
+        Client(server.endpoints.grpc_url) as grpc,
+        Client(server.endpoints.http_url, protocol="http") as http,
+    ):
+        for model in SERVED:
+            a, b = grpc.classify(TEXTS, model=model), http.classify(TEXTS, model=model)
+            assert [r.labels for r in a] == [r.labels for r in b]
+            for x, y in zip(a, b):
+                assert x.scores == pytest.approx(y.scores, abs=1e-6)
+
+
+def test_results_keep_their_order_across_split_requests(server) -> None:
+    texts = [f"text number {i} " + "happy " * (i % 17) for i in range(150)]  # > max_batch_size (64)
+    with Client(server.endpoints.grpc_url) as client:
+        together = client.classify(texts, model="emotion")
+        alone = [client.classify(text, model="emotion")[0] for text in texts[::37]]
+    assert [r.index for r in together] == list(range(150))
+    for single, index in zip(alone, range(0, 150, 37)):
+        assert together[index].labels == single.labels
+        assert together[index].scores == pytest.approx(single.scores, abs=1e-5)
+
+
+def test_concurrent_requests_of_different_lengths(server, toy_model_dirs) -> None:
+    """Many clients at once: the tokenizer and encoder batchers merge requests; none may mix."""
+    texts = [("so " * n) + "happy" for n in range(40)]
+    reference = toy_model_dirs["go_emotions"].probabilities(texts)
+
+    def classify(text: str) -> list[float]:
+        with Client(server.endpoints.grpc_url) as client:
+            (result,) = client.classify(text, model="go_emotions")
+            return list(result.scores.values())
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        served = np.array(list(pool.map(classify, texts)))
+    assert np.abs(served - reference).max() <= 1e-4
+
+
+def test_result_shape(client: Client) -> None:
+    (result,) = client.classify("Thank you so much!", model="emotion")
+    assert set(result.scores) == {"sadness", "joy", "love", "anger", "fear", "surprise"}
+    assert len(result.labels) == 1  # single-label: exactly the argmax
+    assert result.top(1)[0][0] == result.labels[0]
+    assert [score for _, score in result.top(6)] == sorted(result.scores.values(), reverse=True)
+    assert json.loads(result.to_json())["labels"] == list(result.labels)
+
+
+def test_models_are_published_by_the_server(client: Client) -> None:
+    models = {info.name: info for info in client.models()}
+    assert set(models) == set(SERVED)
+    go = models["go_emotions"]
+    assert len(go.labels) == 28 and go.labels[-1] == "neutral"
+    assert go.thresholds == dict.fromkeys(go.labels, 0.5)
+    assert go.max_length == MAX_LENGTH
+    assert models["emotion"].thresholds is None
+
+
+def test_empty_call_makes_no_request() -> None:
+    with Client(f"127.0.0.1:{free_port()}") as nobody:  # nothing listens there
+        assert nobody.classify([], model="anything") == []
+
+
+def test_unknown_model_names_the_served_ones(client: Client) -> None:
+    with pytest.raises(ModelNotFoundError) as caught:
+        client.classify("hello", model="no_such_model")
+    assert set(caught.value.available) == set(SERVED)
+    assert "go_emotions" in str(caught.value)
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_server_down_names_the_url(protocol: str) -> None:
+    url = f"127.0.0.1:{free_port()}"
+    with (
+        Client(url, protocol=protocol, timeout=5) as client,
+        pytest.raises(ServerUnavailableError, match=url),
+    ):
+        client.classify("hello", model="go_emotions")
+
+
+def test_client_rejects_what_cannot_be_sent(client: Client) -> None:
+    with pytest.raises(InvalidInputError) as not_text:
+        client.classify(["fine", 42], model="emotion")  # type: ignore[list-item]
+    assert not_text.value.index == 1
+    with pytest.raises(InvalidInputError) as surrogate:
+        client.classify(["fine", "also fine", "\ud800"], model="emotion")
+    assert surrogate.value.index == 2
+
+
+def test_invalid_utf8_fails_alone_and_the_server_stays_healthy(server) -> None:
+    """Raw bytes from another client: that request gets INVALID_ARGUMENT, the others succeed."""
+    raw = grpcclient.InferenceServerClient(server.endpoints.grpc_url)
+
+    def send(payload: bytes) -> str:
+        text = grpcclient.InferInput("TEXT", [1, 1], "BYTES")
+        text.set_data_from_numpy(np.array([[payload]], dtype=object))
+        try:
+            raw.infer("go_emotions", [text])
+            return "ok"
+        except Exception as error:  # tritonclient's InferenceServerException
+            return str(error)
+
+    payloads = [
+        b"\xff\xfe not utf-8" if i % 4 == 0 else f"fine text {i}".encode() for i in range(32)
+    ]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        outcomes = list(pool.map(send, payloads))
+    for payload, outcome in zip(payloads, outcomes):
+        if payload.startswith(b"\xff"):
+            assert "INVALID_ARGUMENT" in outcome and "UTF-8" in outcome
+        else:
+            assert outcome == "ok"
+    assert raw.is_server_live() and raw.is_server_ready()
+
+
+def test_cli_classify_prints_json_lines(server) -> None:
+    output = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "emotriton",
+            "classify",
+            "--model",
+            "go_emotions",
+            "--url",
+            server.endpoints.grpc_url,
+            "Thank you so much!",
+            "",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    lines = [json.loads(line) for line in output.splitlines()]
+    assert [line["text"] for line in lines] == ["Thank you so much!", ""]
+    assert all(len(line["scores"]) == 28 for line in lines)
+
+
+def test_cli_reports_errors_without_a_traceback(server) -> None:
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "emotriton",
+            "classify",
+            "--model",
+            "nope",
+            "--url",
+            server.endpoints.grpc_url,
+            "x",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 1
+    assert run.stderr.startswith("emotriton: error: model 'nope' is not served")
+    assert "Traceback" not in run.stderr
