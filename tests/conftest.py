@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ transformers_logging.set_verbosity_error()
 transformers_logging.disable_progress_bar()
 
 MAX_LENGTH = 64
+EMOTRITON = [sys.executable, "-m", "emotriton"]  # the CLI, as installed
 # name in the repository → toy model kind
 SERVED = {
     "go_emotions": "roberta-multilabel",

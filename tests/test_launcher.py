@@ -6,7 +6,6 @@ import ipaddress
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,6 +13,8 @@ import pytest
 
 from emoserve import LocalServer, ServerError
 from emoserve.launcher import free_port
+
+from .conftest import EMOTRITON
 
 pytestmark = pytest.mark.e2e
 
@@ -96,9 +97,7 @@ def test_serve_command_stops_cleanly_on_sigterm(repository: Path) -> None:
     ports = [str(free_port()) for _ in range(3)]
     serve = subprocess.Popen(
         [
-            sys.executable,
-            "-m",
-            "emotriton",
+            *EMOTRITON,
             "serve",
             "--repository",
             str(repository),

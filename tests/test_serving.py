@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -14,7 +13,7 @@ import tritonclient.grpc as grpcclient
 from emoclient import Client, InvalidInputError, ModelNotFoundError, ServerUnavailableError
 from emoserve.launcher import free_port
 
-from .conftest import MAX_LENGTH, SERVED
+from .conftest import EMOTRITON, MAX_LENGTH, SERVED
 
 pytestmark = pytest.mark.e2e
 
@@ -189,45 +188,21 @@ def test_invalid_utf8_fails_alone_and_the_server_stays_healthy(server) -> None:
     assert raw.is_server_live() and raw.is_server_ready()
 
 
+def emotriton(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*EMOTRITON, *args], capture_output=True, text=True)
+
+
 def test_cli_classify_prints_json_lines(server) -> None:
-    output = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "emotriton",
-            "classify",
-            "--model",
-            "go_emotions",
-            "--url",
-            server.endpoints.grpc_url,
-            "Thank you so much!",
-            "",
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    lines = [json.loads(line) for line in output.splitlines()]
+    url = server.endpoints.grpc_url
+    run = emotriton("classify", "--model", "go_emotions", "--url", url, "Thank you so much!", "")
+    assert run.returncode == 0, run.stderr
+    lines = [json.loads(line) for line in run.stdout.splitlines()]
     assert [line["text"] for line in lines] == ["Thank you so much!", ""]
     assert all(len(line["scores"]) == 28 for line in lines)
 
 
 def test_cli_reports_errors_without_a_traceback(server) -> None:
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "emotriton",
-            "classify",
-            "--model",
-            "nope",
-            "--url",
-            server.endpoints.grpc_url,
-            "x",
-        ],
-        capture_output=True,
-        text=True,
-    )
+    run = emotriton("classify", "--model", "nope", "--url", server.endpoints.grpc_url, "x")
     assert run.returncode == 1
     assert run.stderr.startswith("emotriton: error: model 'nope' is not served")
     assert "Traceback" not in run.stderr
