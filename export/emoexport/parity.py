@@ -61,6 +61,7 @@ def reference_probabilities(
 ) -> np.ndarray:
     """PyTorch, one unpadded text at a time, through the Hugging Face tokenizer."""
     wrapped = LogitsModel(classifier.model).eval()
+    activate = torch.sigmoid if scheme.activation == "sigmoid" else lambda x: torch.softmax(x, -1)
     rows = []
     with torch.no_grad():
         for text in texts:
@@ -68,9 +69,6 @@ def reference_probabilities(
                 text, truncation=True, max_length=max_length, return_tensors="pt"
             )
             logits = wrapped(**{name: encoded[name] for name in classifier.input_names})
-            activate = (
-                torch.sigmoid if scheme.activation == "sigmoid" else lambda x: torch.softmax(x, -1)
-            )
             rows.append(activate(logits.double())[0].numpy())
     return np.stack(rows)
 
