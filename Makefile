@@ -1,10 +1,12 @@
 # One entry point for people and CI. `make test` is what CI runs (.ci/run).
 PYTHON ?= python3
+DATA   ?= ../shared/data
+HEAD   := export/heads/go_emotions-all-MiniLM-L6-v2
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test lint demo serve clean
+.PHONY: setup test lint demo serve head clean
 
 # The venv is rebuilt when the dependency pins change. torch is pinned to the CPU wheel.
 $(STAMP): pyproject.toml constraints.txt
@@ -25,6 +27,10 @@ test: lint
 # Export the default model into model_repository/, serve it, classify examples.
 demo: setup
 	$(BIN)/python scripts/demo.py
+
+# Reproduce the committed default head (embeddings are cached under ~/.cache/emotriton).
+head: setup
+	$(BIN)/emotriton train-head --data $(DATA)/go_emotions --out $(HEAD)
 
 serve: setup
 	$(BIN)/emotriton serve --repository model_repository

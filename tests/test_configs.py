@@ -12,6 +12,9 @@ from tritonclient.grpc import model_config_pb2 as mc
 from emoclient import protocol
 from emoexport import configs
 
+IDS = [configs.TensorSpec("input_ids", mc.TYPE_INT64, [-1])]
+LOGITS = [configs.TensorSpec("logits", mc.TYPE_FP32, [6])]
+
 
 def load(directory: Path) -> mc.ModelConfig:
     return text_format.Parse((directory / "config.pbtxt").read_text(), mc.ModelConfig())
@@ -23,6 +26,8 @@ def load(directory: Path) -> mc.ModelConfig:
         ("go_emotions", ["input_ids", "attention_mask"]),
         ("emotion", ["input_ids", "attention_mask"]),
         ("emotion_bert", ["input_ids", "token_type_ids", "attention_mask"]),
+        ("toy_embedding", ["input_ids", "token_type_ids", "attention_mask"]),
+        ("minilm", ["input_ids", "token_type_ids", "attention_mask"]),
     ],
 )
 def test_ensemble_wiring(repository: Path, name: str, encoder_inputs: list[str]) -> None:
@@ -57,6 +62,20 @@ def test_ensemble_wiring(repository: Path, name: str, encoder_inputs: list[str])
     assert ensemble.parameters[protocol.PARAM_KIND].string_value == protocol.CONTRACT_VERSION
 
 
+def test_embedding_ensembles_put_the_head_between_encoder_and_postprocess(repository: Path) -> None:
+    ensemble = load(repository / "minilm")
+    steps = [step.model_name for step in ensemble.ensemble_scheduling.step]
+    assert steps == ["minilm_tokenizer", "minilm_encoder", "minilm_head", "minilm_postprocess"]
+    head = load(repository / "minilm_head")
+    labels = json.loads(ensemble.parameters[protocol.PARAM_LABELS].string_value)
+    assert [(i.name, list(i.dims)) for i in head.input] == [("logits", [384])]
+    assert [(o.name, list(o.dims)) for o in head.output] == [(label, [2]) for label in labels]
+    assert head.backend == "onnxruntime"
+    postprocess = load(repository / "minilm_postprocess")
+    assert postprocess.parameters["input_layout"].string_value == "label_pairs"
+    assert ensemble.parameters[protocol.PARAM_ACTIVATION].string_value == "none"
+
+
 def test_multi_label_uses_sigmoid_and_thresholds(repository: Path) -> None:
     parameters = load(repository / "go_emotions").parameters
     assert parameters[protocol.PARAM_ACTIVATION].string_value == "sigmoid"
@@ -77,14 +96,8 @@ def test_multi_label_uses_sigmoid_and_thresholds(repository: Path) -> None:
     ],
 )
 def test_encoder_instance_group_fits_the_device(device: str, kind: int) -> None:
-    config = configs.encoder_config(
-        "e",
-        ["input_ids"],
-        "logits",
-        [6],
-        batching=configs.Batching(32, 100),
-        device=device,
-        instances=2,
+    config = configs.onnx_config(
+        "e", IDS, LOGITS, batching=configs.Batching(32, 100), device=device, instances=2
     )
     (group,) = config.instance_group
     assert group.kind == kind and group.count == 2
@@ -93,5 +106,5 @@ def test_encoder_instance_group_fits_the_device(device: str, kind: int) -> None:
 
 
 def test_render_round_trips() -> None:
-    config = configs.encoder_config("e", ["input_ids"], "logits", [6], batching=configs.Batching())
+    config = configs.onnx_config("e", IDS, LOGITS, batching=configs.Batching())
     assert text_format.Parse(configs.render(config), mc.ModelConfig()) == config

@@ -35,20 +35,20 @@ def test_parity_gate_passes_on_texts_beyond_max_length(exported) -> None:
 
 
 def test_parity_gate_refuses_a_graph_that_differs_from_pytorch(
-    toy_model_dirs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    served_models, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     real_export = exporter.export_onnx
 
-    def export_perturbed(model, sample, path):
+    def export_perturbed(module, sample, path, output_name):
         with torch.no_grad():
-            for parameter in model.parameters():
+            for parameter in module.model.parameters():
                 parameter.add_(1e-2 * torch.randn_like(parameter))
         try:
-            return real_export(model, sample, path)
+            return real_export(module, sample, path, output_name)
         finally:
-            model.load_state_dict(original)
+            module.model.load_state_dict(original)
 
-    source = toy_model_dirs["emotion"].directory
+    source = served_models["emotion"].directory
     from transformers import AutoModelForSequenceClassification
 
     original = AutoModelForSequenceClassification.from_pretrained(source).state_dict()
@@ -58,8 +58,8 @@ def test_parity_gate_refuses_a_graph_that_differs_from_pytorch(
     assert list(tmp_path.iterdir()) == []
 
 
-def test_existing_export_needs_overwrite(toy_model_dirs, tmp_path: Path) -> None:
-    source = str(toy_model_dirs["emotion"].directory)
+def test_existing_export_needs_overwrite(served_models, tmp_path: Path) -> None:
+    source = str(served_models["emotion"].directory)
     export_classifier(source, ExportOptions(name="m", repository=tmp_path))
     with pytest.raises(ExportError, match="--overwrite"):
         export_classifier(source, ExportOptions(name="m", repository=tmp_path))
@@ -77,10 +77,10 @@ def test_existing_export_needs_overwrite(toy_model_dirs, tmp_path: Path) -> None
         ({"name": "ok", "max_length": 10_000}, SourceError, "outside 2..64"),
     ],
 )
-def test_bad_options_are_refused(toy_model_dirs, tmp_path: Path, options, error, match) -> None:
+def test_bad_options_are_refused(served_models, tmp_path: Path, options, error, match) -> None:
     with pytest.raises(error, match=match):
         export_classifier(
-            str(toy_model_dirs["emotion"].directory), ExportOptions(repository=tmp_path, **options)
+            str(served_models["emotion"].directory), ExportOptions(repository=tmp_path, **options)
         )
     assert not any(tmp_path.iterdir())
 

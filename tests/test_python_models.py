@@ -61,8 +61,8 @@ def test_tokenizer_pads_all_requests_of_a_batch_to_one_length(tokenizer_model) -
     assert first.tensors["input_ids"].dtype == np.int64
 
 
-def test_tokenizer_matches_hugging_face_and_truncates(tokenizer_model, toy_model_dirs) -> None:
-    reference = AutoTokenizer.from_pretrained(toy_model_dirs["go_emotions"].directory)
+def test_tokenizer_matches_hugging_face_and_truncates(tokenizer_model, served_models) -> None:
+    reference = AutoTokenizer.from_pretrained(served_models["go_emotions"].directory)
     texts = ["Thank you so much!", "", "   ", "é 😤 ü", "word " * 500]
     (response,) = tokenizer_model.execute(
         [fake_pb_utils.InferenceRequest(TEXT=texts_tensor(*texts))]
@@ -135,9 +135,7 @@ def test_decide_threshold_is_inclusive_and_argmax_picks_one() -> None:
     ],
 )
 def test_postprocess_serves_each_request_its_own_rows(scheme: LabelScheme, tmp_path: Path) -> None:
-    config = configs.postprocess_config("p", 3, scheme.parameters(), batching=configs.Batching())
-    model = postprocess.TritonPythonModel()
-    model.initialize(triton_args(tmp_path, config))
+    model = postprocess_model(scheme, [configs.TensorSpec("logits", mc.TYPE_FP32, [3])], "logits")
     rng = np.random.default_rng(0)
     logits = [rng.normal(0, 3, (n, 3)).astype(np.float32) for n in (1, 4, 2)]
     responses = model.execute([fake_pb_utils.InferenceRequest(logits=batch) for batch in logits])
@@ -154,6 +152,31 @@ def test_postprocess_serves_each_request_its_own_rows(scheme: LabelScheme, tmp_p
         else:
             expected = probabilities.numpy() >= np.array(scheme.thresholds)
         assert response.tensors["PREDICTED"].tolist() == expected.tolist()
+
+
+def test_postprocess_reads_the_positive_column_of_label_pairs() -> None:
+    """Seed 001's head: one (P(neg), P(pos)) output per label; thresholds apply to P(pos)."""
+    scheme = LabelScheme(("joy", "anger"), "none", "threshold", (0.3, 0.6), "head")
+    pairs = [configs.TensorSpec(label, mc.TYPE_FP32, [2]) for label in scheme.labels]
+    model = postprocess_model(scheme, pairs, "label_pairs")
+    joy = np.array([[0.8, 0.2], [0.6, 0.4]], dtype=np.float32)
+    anger = np.array([[0.3, 0.7], [0.5, 0.5]], dtype=np.float32)
+    (response,) = model.execute([fake_pb_utils.InferenceRequest(joy=joy, anger=anger)])
+    np.testing.assert_allclose(response.tensors["SCORES"], [[0.2, 0.7], [0.4, 0.5]])
+    assert response.tensors["PREDICTED"].tolist() == [[False, True], [True, False]]
+
+
+def postprocess_model(scheme: LabelScheme, inputs, layout: str) -> postprocess.TritonPythonModel:
+    config = configs.postprocess_config(
+        "p",
+        inputs,
+        len(scheme.labels),
+        {**scheme.parameters(), "input_layout": layout},
+        batching=configs.Batching(),
+    )
+    model = postprocess.TritonPythonModel()
+    model.initialize(triton_args(Path("unused"), config))
+    return model
 
 
 def test_label_scheme_validates_thresholds() -> None:

@@ -33,37 +33,36 @@ TIE = 1e-5
 
 
 def expected_labels(
-    probabilities: np.ndarray, labels: tuple[str, ...], multi_label: bool
+    probabilities: np.ndarray, labels: tuple[str, ...], thresholds: np.ndarray | None
 ) -> list[list[str]]:
-    """The card's rule applied to the PyTorch probabilities: sigmoid ≥ 0.5, or softmax argmax."""
-    if not multi_label:
+    """The source's decision rule on in-process probabilities: each label's score against its
+    threshold (best first), or the argmax when the model is single-label."""
+    if thresholds is None:
         return [[labels[int(row.argmax())]] for row in probabilities]
     return [
-        sorted(
-            (label for label, p in zip(labels, row) if p >= 0.5),
-            key=lambda label: -row[labels.index(label)],
-        )
+        [labels[i] for i in np.argsort(-row, kind="stable") if row[i] >= thresholds[i]]
         for row in probabilities
     ]
 
 
-@pytest.mark.parametrize("model", list(SERVED))
-def test_served_probabilities_equal_pytorch(client: Client, toy_model_dirs, model: str) -> None:
+@pytest.mark.parametrize("model", SERVED)
+def test_served_probabilities_equal_in_process(client: Client, served_models, model: str) -> None:
+    """Classifiers against PyTorch; encoder + head models against sentence-transformers' encode
+    and the head in onnxruntime. Decisions follow the source's rule on every text."""
     results = client.classify(TEXTS, model=model)
-    reference = toy_model_dirs[model].probabilities(TEXTS)
+    source = served_models[model]
+    reference = source.probabilities(TEXTS)
+    thresholds = source.thresholds()
     info = client.model(model)
 
     assert [r.index for r in results] == list(range(len(TEXTS)))
     served = np.array([[r.scores[label] for label in info.labels] for r in results])
     assert np.abs(served - reference).max() <= 1e-4
-
-    multi_label = info.activation == "sigmoid"
-    for result, probabilities, expected in zip(
-        results, reference, expected_labels(reference, info.labels, multi_label)
-    ):
-        near_threshold = multi_label and np.abs(probabilities - 0.5).min() < TIE
+    expected = expected_labels(reference, info.labels, thresholds)
+    for result, probabilities, labels in zip(results, reference, expected):
+        near_threshold = thresholds is not None and np.abs(probabilities - thresholds).min() < TIE
         if not near_threshold:
-            assert list(result.labels) == expected
+            assert list(result.labels) == labels
 
 
 def test_long_texts_are_truncated_not_rejected(client: Client) -> None:
@@ -97,10 +96,10 @@ def test_results_keep_their_order_across_split_requests(server) -> None:
         assert together[index].scores == pytest.approx(single.scores, abs=1e-5)
 
 
-def test_concurrent_requests_of_different_lengths(server, toy_model_dirs) -> None:
+def test_concurrent_requests_of_different_lengths(server, served_models) -> None:
     """Many clients at once: the tokenizer and encoder batchers merge requests; none may mix."""
     texts = [("so " * n) + "happy" for n in range(40)]
-    reference = toy_model_dirs["go_emotions"].probabilities(texts)
+    reference = served_models["go_emotions"].probabilities(texts)
 
     def classify(text: str) -> list[float]:
         with Client(server.endpoints.grpc_url) as client:
@@ -121,7 +120,7 @@ def test_result_shape(client: Client) -> None:
     assert json.loads(result.to_json())["labels"] == list(result.labels)
 
 
-def test_models_are_published_by_the_server(client: Client) -> None:
+def test_models_are_published_by_the_server(client: Client, served_models) -> None:
     models = {info.name: info for info in client.models()}
     assert set(models) == set(SERVED)
     go = models["go_emotions"]
@@ -129,6 +128,9 @@ def test_models_are_published_by_the_server(client: Client) -> None:
     assert go.thresholds == dict.fromkeys(go.labels, 0.5)
     assert go.max_length == MAX_LENGTH
     assert models["emotion"].thresholds is None
+    minilm = models["minilm"]  # the head's thresholds.json: its labels, order and thresholds
+    assert minilm.activation == "none" and minilm.max_length == 256
+    assert minilm.thresholds == dict(zip(minilm.labels, served_models["minilm"].thresholds()))
 
 
 def test_empty_call_makes_no_request() -> None:

@@ -41,12 +41,15 @@ def _add_export(commands: argparse._SubParsersAction) -> None:
         "export",
         help="export a Hugging Face classifier into a Triton ensemble",
         description="Export SOURCE (a hub id or a local directory) as ensemble NAME: "
-        "NAME_tokenizer → NAME_encoder → NAME_postprocess. Nothing is written unless the "
-        "exported pipeline matches PyTorch within the tolerance.",
+        "NAME_tokenizer → NAME_encoder → NAME_postprocess. With --head, SOURCE is a "
+        "sentence-transformers encoder and NAME_head sits between the encoder and the "
+        "postprocess. Nothing is written unless the exported pipeline matches PyTorch within "
+        "the tolerance.",
     )
     parser.add_argument("source", help="hub id (owner/model) or local model directory")
     add = _env_default(parser)
     add("--name", required="EMOTRITON_NAME" not in os.environ, help="ensemble name clients call")
+    add("--head", help="ONNX head folder or hub id (seed 001's format, with thresholds.json)")
     add("--repository", type=Path, default=Path("model_repository"), help="Triton model repository")
     add(
         "--max-length",
@@ -67,13 +70,11 @@ def _add_export(commands: argparse._SubParsersAction) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from transformers.utils import logging as transformers_logging
 
     from emoexport.configs import Batching
     from emoexport.exporter import ExportOptions, export_classifier
 
-    transformers_logging.set_verbosity_error()
-    transformers_logging.disable_progress_bar()
+    _quiet_transformers()
     options = ExportOptions(
         name=args.name,
         repository=args.repository,
@@ -95,6 +96,113 @@ def _export(args: argparse.Namespace) -> int:
         f"{scheme.activation} + {scheme.decision}, "
         f"max_length {result.max_length} → {args.repository}"
     )
+    return 0
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _quiet_transformers() -> None:
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
+
+
+def _add_train_head(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "train-head",
+        help="fit an ONNX head (seed 001's format) on sentence embeddings of a labelled dataset",
+        description="Embed the train, validation and test splits with ENCODER (cached), fit a "
+        "head, tune each label's threshold for F1 on validation, and write model.onnx, "
+        "thresholds.json and metrics (JSON and Markdown, validation and test) into --out.",
+    )
+    add = _env_default(parser)
+    add("--encoder", default="sentence-transformers/all-MiniLM-L6-v2", help="sentence encoder")
+    add(
+        "--data",
+        required="EMOTRITON_DATA" not in os.environ,
+        help="go_emotions or dair-ai emotion folder, or a hub dataset id",
+    )
+    add("--out", type=Path, required="EMOTRITON_OUT" not in os.environ, help="head folder to write")
+    add("--hidden", type=int, default=512, help="hidden units (0: a linear head)")
+    add("--dropout", type=float, default=0.1, help="dropout before each linear layer's input")
+    add("--epochs", type=int, default=40, help="most epochs (early stopping on validation loss)")
+    add("--learning-rate", type=float, default=1e-3, help="AdamW learning rate")
+    add("--weight-decay", type=float, default=1e-4, help="AdamW weight decay")
+    add("--seed", type=int, default=0, help="random seed")
+    add(
+        "--cache-dir",
+        type=Path,
+        default=Path.home() / ".cache" / "emotriton" / "embeddings",
+        help="embedding cache",
+    )
+    add("--no-cache", action="store_true", help="embed again even if cached")
+    parser.set_defaults(run=_train_head)
+
+
+def _train_head(args: argparse.Namespace) -> int:
+    from emoexport.head_training import HeadSettings, fit_head
+
+    _quiet_transformers()
+    settings = HeadSettings(
+        hidden=args.hidden,
+        dropout=args.dropout,
+        epochs=args.epochs,
+        learning_rate=args.learning_rate,
+        weight_decay=args.weight_decay,
+        seed=args.seed,
+    )
+    cache = None if args.no_cache else args.cache_dir
+    result = fit_head(args.encoder, args.data, args.out, settings, cache, log=_log)
+    test, validation = result.test, result.validation
+    print(
+        f"wrote {args.out}: test macro-F1 {test.macro.f1:.3f} "
+        f"(validation {validation.macro.f1:.3f}), weighted F1 {test.weighted.f1:.3f}; "
+        f"see {args.out / 'metrics.md'}"
+    )
+    return 0
+
+
+def _add_eval(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "eval",
+        help="classify a labelled split through the served model and print the metrics table",
+    )
+    add = _env_default(parser)
+    add("--model", required="EMOTRITON_MODEL" not in os.environ, help="served ensemble name")
+    add(
+        "--data",
+        required="EMOTRITON_DATA" not in os.environ,
+        help="go_emotions or dair-ai emotion folder, or a hub dataset id",
+    )
+    add("--split", default="test", help="train, validation (dev) or test")
+    add("--url", help="server address, HOST:PORT (default: localhost:8001, or :8000 for http)")
+    add("--protocol", choices=["grpc", "http"], default="grpc", help="wire protocol")
+    add("--json", type=Path, help="also write the table as JSON here")
+    add("--markdown", type=Path, help="also write the table as Markdown here")
+    parser.set_defaults(run=_eval)
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from emoclient import Client
+    from emoexport.datasets import load_split
+    from emoexport.evaluation import evaluate_served
+
+    split = load_split(args.data, args.split)
+
+    def progress(done: int, total: int) -> None:
+        print(f"\rclassified {done}/{total}", end="\n" if done == total else "", file=sys.stderr)
+
+    with Client(args.url, protocol=args.protocol) as client:
+        report = evaluate_served(client, args.model, split, progress=progress)
+    markdown = report.to_markdown(f"{args.model} on {split.name}")
+    print(markdown)
+    if args.markdown:
+        args.markdown.write_text(markdown)
+    if args.json:
+        args.json.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
     return 0
 
 
@@ -185,8 +293,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="emotriton", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
     _add_export(commands)
+    _add_train_head(commands)
     _add_serve(commands)
     _add_classify(commands)
+    _add_eval(commands)
     return parser
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
@@ -70,11 +70,16 @@ def tokenizer_config(
     return _batched(config, batching, batching.max_queue_delay_us)
 
 
-def encoder_config(
+class TensorSpec(NamedTuple):
+    name: str
+    data_type: int  # a model_config_pb2 TYPE_* value
+    dims: Sequence[int]
+
+
+def onnx_config(
     name: str,
-    input_names: Sequence[str],
-    output_name: str,
-    output_dims: Sequence[int],
+    inputs: Sequence[TensorSpec],
+    outputs: Sequence[TensorSpec],
     *,
     batching: Batching,
     device: Device = "auto",
@@ -85,20 +90,26 @@ def encoder_config(
         name=name,
         backend="onnxruntime",
         default_model_filename="model.onnx",
-        input=[_tensor(input_name, mc.TYPE_INT64, [-1]) for input_name in input_names],
-        output=[_tensor(output_name, mc.TYPE_FP32, output_dims)],
+        input=[_tensor(*spec) for spec in inputs],
+        output=[_tensor(*spec) for spec in outputs],
         instance_group=[{"kind": _INSTANCE_KINDS[device], "count": instances}],
     )
     return _batched(config, batching, batching.max_queue_delay_us)
 
 
 def postprocess_config(
-    name: str, num_labels: int, parameters: Mapping[str, str], *, batching: Batching
+    name: str,
+    inputs: Sequence[TensorSpec],
+    num_labels: int,
+    parameters: Mapping[str, str],
+    *,
+    batching: Batching,
 ) -> mc.ModelConfig:
+    """Inputs are either one `logits` tensor, or one (negative, positive) pair per label."""
     config = mc.ModelConfig(
         name=name,
         backend="python",
-        input=[_tensor("logits", mc.TYPE_FP32, [num_labels])],
+        input=[_tensor(*spec) for spec in inputs],
         output=[
             _tensor(protocol.SCORES_OUTPUT, mc.TYPE_FP32, [num_labels]),
             _tensor(protocol.PREDICTED_OUTPUT, mc.TYPE_BOOL, [num_labels]),

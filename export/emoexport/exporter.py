@@ -1,7 +1,11 @@
-"""Hugging Face classifier → a Triton ensemble: tokenizer → encoder → postprocess.
+"""Hugging Face models → one Triton ensemble per model.
 
-Nothing is written until the parity gate passes; then the four model folders replace any
-previous export of the same name together.
+- A sequence classifier: tokenizer → encoder (logits) → postprocess.
+- A sentence encoder with an ONNX head: tokenizer → encoder (sentence embedding) → head
+  (one (neg, pos) pair per label) → postprocess.
+
+Both expose the same contract to clients (emoclient.protocol). Nothing is written until the
+parity gate passes; then the model folders replace any previous export of the same name together.
 """
 
 from __future__ import annotations
@@ -9,22 +13,34 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tritonclient.grpc import model_config_pb2 as mc
 
 from emoclient import protocol
 
 from . import configs
+from .configs import Step, TensorSpec
 from .errors import ExportError
+from .head import load_head
 from .labels import LabelScheme
-from .onnx_export import export_onnx
-from .parity import DEFAULT_TOLERANCE, ParityReport, check_parity, sample_texts
-from .source import HFClassifier, load_classifier
+from .onnx_export import LogitsModel, export_onnx
+from .parity import (
+    DEFAULT_TOLERANCE,
+    ParityReport,
+    check_embedding_parity,
+    check_parity,
+    sample_texts,
+)
+from .sentence_encoder import EMBEDDING_OUTPUT, EmbeddingModel, load_sentence_encoder
+from .source import load_classifier
 from .triton_models import postprocess as postprocess_source
 from .triton_models import tokenizer as tokenizer_source
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+Log = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -55,17 +71,8 @@ class ModelFolder:
     """One Triton model to write: its config, and files placed in version folder 1."""
 
     name: str
-    config: object
+    config: mc.ModelConfig
     files: dict[str, Path] = field(default_factory=dict)
-
-
-def model_names(name: str) -> dict[str, str]:
-    return {
-        "ensemble": name,
-        "tokenizer": f"{name}_tokenizer",
-        "encoder": f"{name}_encoder",
-        "postprocess": f"{name}_postprocess",
-    }
 
 
 def install(folders: list[ModelFolder], repository: Path, overwrite: bool) -> tuple[Path, ...]:
@@ -92,106 +99,208 @@ def install(folders: list[ModelFolder], repository: Path, overwrite: bool) -> tu
     return tuple(repository / folder.name for folder in folders)
 
 
-def export_classifier(
-    source: str, options: ExportOptions, log: Callable[[str], None] = lambda message: None
-) -> ExportResult:
-    """Export `source` (hub id or directory) as ensemble `options.name` in the repository."""
-    if not _NAME.match(options.name):
-        raise ExportError(f"model name {options.name!r}: use letters, digits, '_', '-' and '.'")
+class _Ensemble:
+    """Builds the model folders of ensemble `options.name` from the parts an export supplies."""
+
+    def __init__(self, options: ExportOptions, work: Path) -> None:
+        self.options = options
+        self.work = work
+        self.folders: list[ModelFolder] = []
+        self.steps: list[Step] = []
+
+    def name(self, part: str) -> str:
+        return f"{self.options.name}_{part}"
+
+    def tokenizer(self, hf_tokenizer, input_names: Sequence[str], max_length: int) -> Path:
+        """The tokenizer model; returns its tokenizer.json, which the parity gate loads."""
+        path = self.work / "tokenizer.json"
+        hf_tokenizer.backend_tokenizer.save(str(path))
+        config = configs.tokenizer_config(
+            self.name("tokenizer"),
+            input_names,
+            max_length=max_length,
+            pad_token=hf_tokenizer.pad_token,
+            pad_id=hf_tokenizer.pad_token_id,
+            batching=self.options.batching,
+        )
+        files = {"model.py": Path(tokenizer_source.__file__), "tokenizer.json": path}
+        self._add(config, files, {protocol.TEXT_INPUT: protocol.TEXT_INPUT}, _same(input_names))
+        return path
+
+    def onnx_model(
+        self,
+        part: str,
+        onnx_path: Path,
+        inputs: Sequence[TensorSpec],
+        outputs: Sequence[TensorSpec],
+        input_map: dict[str, str],
+        output_map: dict[str, str],
+    ) -> None:
+        config = configs.onnx_config(
+            self.name(part),
+            inputs,
+            outputs,
+            batching=self.options.batching,
+            device=self.options.device,
+            instances=self.options.instances,
+        )
+        self._add(config, {"model.onnx": onnx_path}, input_map, output_map)
+
+    def finish(
+        self,
+        scheme: LabelScheme,
+        postprocess_inputs: Sequence[TensorSpec],
+        input_map: dict[str, str],
+        layout: str,
+        max_length: int,
+    ) -> list[ModelFolder]:
+        """Add the postprocess and the ensemble itself; the folders to install."""
+        num_labels = len(scheme.labels)
+        config = configs.postprocess_config(
+            self.name("postprocess"),
+            postprocess_inputs,
+            num_labels,
+            {**scheme.parameters(), "input_layout": layout},
+            batching=self.options.batching,
+        )
+        outputs = _same([protocol.SCORES_OUTPUT, protocol.PREDICTED_OUTPUT])
+        self._add(config, {"model.py": Path(postprocess_source.__file__)}, input_map, outputs)
+        published = {**scheme.parameters(), protocol.PARAM_MAX_LENGTH: str(max_length)}
+        ensemble = configs.ensemble_config(
+            self.options.name,
+            self.steps,
+            num_labels,
+            published,
+            batching=self.options.batching,
+        )
+        return [*self.folders, ModelFolder(self.options.name, ensemble)]
+
+    def _add(
+        self,
+        config: mc.ModelConfig,
+        files: dict[str, Path],
+        input_map: dict[str, str],
+        output_map: dict[str, str],
+    ) -> None:
+        self.folders.append(ModelFolder(config.name, config, files))
+        self.steps.append(Step(config.name, input_map, output_map))
+
+
+def _check_name(name: str) -> None:
+    if not _NAME.match(name):
+        raise ExportError(f"model name {name!r}: use letters, digits, '_', '-' and '.'")
+
+
+def _quiet(message: str) -> None:
+    """The default log: say nothing."""
+
+
+def _same(names: Sequence[str]) -> dict[str, str]:
+    """A step tensor map that keeps each model tensor's name in the ensemble."""
+    return {name: name for name in names}
+
+
+def _int64_inputs(names: Sequence[str]) -> list[TensorSpec]:
+    return [TensorSpec(name, mc.TYPE_INT64, [-1]) for name in names]
+
+
+def _trace_sample(hf_tokenizer, input_names: Sequence[str], max_length: int) -> dict:
+    encoded = hf_tokenizer(
+        sample_texts(max_length)[:2],
+        padding=True,
+        truncation=True,
+        max_length=max_length,
+        return_tensors="pt",
+    )
+    return {name: encoded[name] for name in input_names}
+
+
+def export_classifier(source: str, options: ExportOptions, log: Log = _quiet) -> ExportResult:
+    """Export a sequence classifier (hub id or directory) as ensemble `options.name`."""
+    _check_name(options.name)
     log(f"loading {source}")
     classifier = load_classifier(
         source, revision=options.revision, trust_remote_code=options.trust_remote_code
     )
     scheme = LabelScheme.from_hf_config(classifier.config)
     max_length = classifier.max_length(options.max_length)
+    inputs = classifier.input_names
+    num_labels = len(scheme.labels)
     with tempfile.TemporaryDirectory(prefix="emotriton-export-") as scratch:
-        work = Path(scratch)
-        tokenizer_json = work / "tokenizer.json"
-        classifier.tokenizer.backend_tokenizer.save(str(tokenizer_json))
-        onnx_path = work / "model.onnx"
-        log(f"exporting ONNX (inputs: {', '.join(classifier.input_names)})")
-        export_onnx(classifier.model, _trace_sample(classifier, max_length), onnx_path)
+        ensemble = _Ensemble(options, Path(scratch))
+        tokenizer_json = ensemble.tokenizer(classifier.tokenizer, inputs, max_length)
+        onnx_path = Path(scratch) / "model.onnx"
+        log(f"exporting ONNX (inputs: {', '.join(inputs)})")
+        sample = _trace_sample(classifier.tokenizer, inputs, max_length)
+        export_onnx(LogitsModel(classifier.model), sample, onnx_path, "logits")
         log("checking parity with PyTorch")
         parity = check_parity(
             classifier, scheme, onnx_path, tokenizer_json, max_length, options.tolerance
         )
         log(str(parity))
-        folders = _model_folders(classifier, scheme, max_length, options, tokenizer_json, onnx_path)
+        logits = TensorSpec("logits", mc.TYPE_FP32, [num_labels])
+        ensemble.onnx_model(
+            "encoder", onnx_path, _int64_inputs(inputs), [logits], _same(inputs), _same(["logits"])
+        )
+        folders = ensemble.finish(scheme, [logits], _same(["logits"]), "logits", max_length)
         models = install(folders, options.repository, options.overwrite)
     return ExportResult(options.name, models, scheme, max_length, parity)
 
 
-def _trace_sample(classifier: HFClassifier, max_length: int) -> dict:
-    texts = sample_texts(max_length)[:2]
-    encoded = classifier.tokenizer(
-        texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+def export_embedding_classifier(
+    encoder_source: str, head_source: str, options: ExportOptions, log: Log = _quiet
+) -> ExportResult:
+    """Export a sentence encoder with an ONNX head (seed 001's format) as `options.name`."""
+    _check_name(options.name)
+    log(f"loading {encoder_source} and head {head_source}")
+    encoder = load_sentence_encoder(
+        encoder_source, revision=options.revision, trust_remote_code=options.trust_remote_code
     )
-    return {name: encoded[name] for name in classifier.input_names}
-
-
-def _model_folders(
-    classifier: HFClassifier,
-    scheme: LabelScheme,
-    max_length: int,
-    options: ExportOptions,
-    tokenizer_json: Path,
-    onnx_path: Path,
-) -> list[ModelFolder]:
-    names = model_names(options.name)
-    inputs = list(classifier.input_names)
-    num_labels = len(scheme.labels)
-    batching = options.batching
-    published = {**scheme.parameters(), protocol.PARAM_MAX_LENGTH: str(max_length)}
-    tokenizer = configs.tokenizer_config(
-        names["tokenizer"],
-        inputs,
-        max_length=max_length,
-        pad_token=classifier.tokenizer.pad_token,
-        pad_id=classifier.tokenizer.pad_token_id,
-        batching=batching,
+    head = load_head(head_source)
+    if head.input_dim not in (0, encoder.dimension):  # 0: the head leaves the dim symbolic
+        raise ExportError(
+            f"the head takes {head.input_dim}-d input; {encoder_source} embeds in "
+            f"{encoder.dimension} dimensions"
+        )
+    if options.max_length not in (None, encoder.max_length):
+        raise ExportError(
+            f"{encoder_source} embeds up to {encoder.max_length} tokens, as it was trained; "
+            "--max-length cannot change that"
+        )
+    scheme = LabelScheme(
+        head.labels, "none", "threshold", head.thresholds, threshold_profile="head"
     )
-    encoder = configs.encoder_config(
-        names["encoder"],
-        inputs,
-        "logits",
-        [num_labels],
-        batching=batching,
-        device=options.device,
-        instances=options.instances,
-    )
-    postprocess = configs.postprocess_config(
-        names["postprocess"], num_labels, scheme.parameters(), batching=batching
-    )
-    passthrough = {name: name for name in inputs}
-    ensemble = configs.ensemble_config(
-        names["ensemble"],
-        [
-            configs.Step(
-                names["tokenizer"], {protocol.TEXT_INPUT: protocol.TEXT_INPUT}, passthrough
-            ),
-            configs.Step(names["encoder"], passthrough, {"logits": "logits"}),
-            configs.Step(
-                names["postprocess"],
-                {"logits": "logits"},
-                {
-                    protocol.SCORES_OUTPUT: protocol.SCORES_OUTPUT,
-                    protocol.PREDICTED_OUTPUT: protocol.PREDICTED_OUTPUT,
-                },
-            ),
-        ],
-        num_labels,
-        published,
-        batching=batching,
-    )
-    return [
-        ModelFolder(
-            names["tokenizer"],
-            tokenizer,
-            {"model.py": Path(tokenizer_source.__file__), "tokenizer.json": tokenizer_json},
-        ),
-        ModelFolder(names["encoder"], encoder, {"model.onnx": onnx_path}),
-        ModelFolder(
-            names["postprocess"], postprocess, {"model.py": Path(postprocess_source.__file__)}
-        ),
-        ModelFolder(names["ensemble"], ensemble),
-    ]
+    inputs, max_length, dim = encoder.input_names, encoder.max_length, encoder.dimension
+    with tempfile.TemporaryDirectory(prefix="emotriton-export-") as scratch:
+        ensemble = _Ensemble(options, Path(scratch))
+        tokenizer_json = ensemble.tokenizer(encoder.tokenizer, inputs, max_length)
+        onnx_path = Path(scratch) / "model.onnx"
+        log(f"exporting ONNX (inputs: {', '.join(inputs)})")
+        sample = _trace_sample(encoder.tokenizer, inputs, max_length)
+        export_onnx(EmbeddingModel(encoder.model), sample, onnx_path, EMBEDDING_OUTPUT)
+        log("checking parity with sentence-transformers")
+        parity = check_embedding_parity(encoder, head, onnx_path, tokenizer_json, options.tolerance)
+        log(str(parity))
+        embedding = TensorSpec(EMBEDDING_OUTPUT, mc.TYPE_FP32, [dim])
+        ensemble.onnx_model(
+            "encoder",
+            onnx_path,
+            _int64_inputs(inputs),
+            [embedding],
+            _same(inputs),
+            _same([EMBEDDING_OUTPUT]),
+        )
+        pairs = [TensorSpec(label, mc.TYPE_FP32, [2]) for label in head.labels]
+        # Label names become ensemble tensors; the prefix keeps them apart from other tensors.
+        pair_tensors = {label: f"head.{label}" for label in head.labels}
+        ensemble.onnx_model(
+            "head",
+            head.onnx_path,
+            [TensorSpec(head.input_name, mc.TYPE_FP32, [dim])],
+            pairs,
+            {head.input_name: EMBEDDING_OUTPUT},
+            pair_tensors,
+        )
+        folders = ensemble.finish(scheme, pairs, pair_tensors, "label_pairs", max_length)
+        models = install(folders, options.repository, options.overwrite)
+    return ExportResult(options.name, models, scheme, max_length, parity)

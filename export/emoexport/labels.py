@@ -8,7 +8,7 @@ from typing import Literal
 
 from emoclient import protocol
 
-Activation = Literal["sigmoid", "softmax"]
+Activation = Literal["sigmoid", "softmax", "none"]  # none: the model outputs probabilities
 Decision = Literal["threshold", "argmax"]
 
 

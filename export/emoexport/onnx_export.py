@@ -44,15 +44,16 @@ class LogitsModel(torch.nn.Module):
 
 
 def export_onnx(
-    model: torch.nn.Module, sample: dict[str, torch.Tensor], path: Path, output_name: str = "logits"
+    module: torch.nn.Module, sample: dict[str, torch.Tensor], path: Path, output_name: str
 ) -> Path:
-    """Write `model` as ONNX. `sample` must have a batch of at least 2 and differing lengths,
-    or torch.export specialises the axes it sees as 1."""
+    """Write `module` (named tensor inputs, one tensor output) as ONNX. `sample` must have a
+    batch of at least 2 and differing lengths, or torch.export specialises the axes it sees as 1.
+    """
     batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            LogitsModel(model).eval(),
+            module.eval(),
             (),
             str(path),
             kwargs=sample,

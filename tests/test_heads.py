@@ -1,0 +1,129 @@
+"""Heads in seed 001's format, their training, the metrics table, and the dataset readers."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.metrics import f1_score, matthews_corrcoef, precision_recall_fscore_support
+
+from emoexport import toy_models
+from emoexport.datasets import DatasetError, load_split
+from emoexport.errors import SourceError
+from emoexport.head import load_head
+from emoexport.head_training import HeadNet, HeadSettings, train, tune_thresholds, write_head
+from emoexport.metrics import evaluate
+
+DATA = Path(os.environ.get("EMOTRITON_SHARED_DATA", Path(__file__).parents[2] / "shared" / "data"))
+needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"no datasets at {DATA}")
+
+
+def test_metrics_agree_with_scikit_learn() -> None:
+    rng = np.random.default_rng(0)
+    targets = rng.random((500, 5)) < [0.5, 0.2, 0.05, 0.01, 0.0]
+    predicted = rng.random((500, 5)) < 0.3
+    report = evaluate(targets, predicted, list("abcde"), [0.5] * 5)
+    precision, recall, f1, support = precision_recall_fscore_support(
+        targets, predicted, zero_division=0
+    )
+    for i, label in enumerate(report.per_label):
+        assert label.precision == pytest.approx(precision[i])
+        assert label.recall == pytest.approx(recall[i])
+        assert label.f1 == pytest.approx(f1[i])
+        assert label.support == support[i]
+        assert label.mcc == pytest.approx(matthews_corrcoef(targets[:, i], predicted[:, i]))
+        assert label.accuracy == pytest.approx((targets[:, i] == predicted[:, i]).mean())
+    assert report.macro.f1 == pytest.approx(
+        f1_score(targets, predicted, average="macro", zero_division=0)
+    )
+    assert report.weighted.f1 == pytest.approx(
+        f1_score(targets, predicted, average="weighted", zero_division=0)
+    )
+    assert report.exact_match == pytest.approx((targets == predicted).all(axis=1).mean())
+    assert "| macro |" in report.to_markdown() and json.dumps(report.to_dict())
+
+
+def test_thresholds_maximise_f1_per_label() -> None:
+    rng = np.random.default_rng(1)
+    targets = rng.random((400, 3)) < 0.3
+    probabilities = np.clip(targets * 0.3 + rng.random((400, 3)) * 0.7, 0, 1)
+    chosen = tune_thresholds(probabilities, targets)
+    for label in range(3):
+
+        def f1_at(t: float, label: int = label) -> float:
+            return f1_score(targets[:, label], probabilities[:, label] >= t, zero_division=0)
+
+        best = max(f1_at(t) for t in np.round(np.arange(0.01, 1.0, 0.01), 2))
+        assert f1_at(chosen[label]) == pytest.approx(best)
+
+
+def test_trained_head_learns_and_is_written_in_the_seed_format(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(600, 8)).astype(np.float32)
+    y = np.stack([x[:, 0] > 0.5, x[:, 1] + x[:, 2] > 0], axis=1)
+    net = train(
+        x[:500],
+        y[:500],
+        x[500:],
+        y[500:],
+        HeadSettings(hidden=16, epochs=100, batch_size=32, learning_rate=1e-2, patience=10),
+    )
+    assert ((net.probabilities(x[500:]) >= 0.5) == y[500:]).mean() > 0.9
+    write_head(net, ("joy", "anger"), np.array([0.3, 0.6]), tmp_path)
+    head = load_head(str(tmp_path))
+    assert head.labels == ("joy", "anger") and head.thresholds == (0.3, 0.6)
+    assert head.input_name == "logits"
+    np.testing.assert_allclose(head.positive_probabilities(x), net.probabilities(x), atol=1e-6)
+
+
+def test_a_head_whose_thresholds_do_not_match_its_outputs_is_refused(tmp_path: Path) -> None:
+    toy_models.build_head(tmp_path, dim=4, labels=("joy", "anger"))
+    (tmp_path / "thresholds.json").write_text(json.dumps({"joy": 0.5, "fear": 0.5}))
+    with pytest.raises(SourceError, match=r"missing \['anger'\], unknown \['fear'\]"):
+        load_head(str(tmp_path))
+
+
+def test_head_network_shapes() -> None:
+    assert HeadNet(384, 28, HeadSettings(hidden=0))(np_tensor(2, 384)).shape == (2, 28)
+    assert HeadNet(384, 28, HeadSettings(hidden=64))(np_tensor(3, 384)).shape == (3, 28)
+
+
+def np_tensor(*shape: int):
+    import torch
+
+    return torch.zeros(*shape)
+
+
+@needs_data
+def test_go_emotions_splits_read_as_documented() -> None:
+    dev = load_split(DATA / "go_emotions", "validation")
+    assert len(dev.texts) == 5426 and len(dev.labels) == 28 and dev.labels[-1] == "neutral"
+    assert int((dev.targets.sum(axis=1) > 1).sum()) == 878  # multi-label rows, per the data README
+    assert dev.targets.any(axis=1).all()
+    assert len(load_split(DATA / "go_emotions", "test").texts) == 5427
+
+
+@needs_data
+def test_emotion_splits_read_as_documented() -> None:
+    validation = load_split(DATA / "emotion", "dev")
+    assert len(validation.texts) == 2000
+    assert (validation.targets.sum(axis=1) == 1).all()
+    counts = dict(zip(validation.labels, validation.targets.sum(axis=0).tolist()))
+    assert counts == {
+        "sadness": 550,
+        "joy": 704,
+        "love": 178,
+        "anger": 275,
+        "fear": 212,
+        "surprise": 81,
+    }
+
+
+def test_unknown_split_and_unreadable_folder_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match="unknown split"):
+        load_split(tmp_path, "holdout")
+    with pytest.raises(DatasetError, match="neither go_emotions"):
+        load_split(tmp_path, "test")
