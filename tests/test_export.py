@@ -58,6 +58,21 @@ def test_parity_gate_refuses_a_graph_that_differs_from_pytorch(
     assert list(tmp_path.iterdir()) == []
 
 
+def test_overwrite_replaces_every_part_of_an_earlier_export(served_models, tmp_path: Path) -> None:
+    served_models["toy_embedding"].export("m", tmp_path)
+    assert (tmp_path / "m_head").is_dir()
+    export_classifier(
+        str(served_models["emotion"].directory),
+        ExportOptions(name="m", repository=tmp_path, overwrite=True),
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "m",
+        "m_encoder",
+        "m_postprocess",
+        "m_tokenizer",
+    ]
+
+
 def test_existing_export_needs_overwrite(served_models, tmp_path: Path) -> None:
     source = str(served_models["emotion"].directory)
     export_classifier(source, ExportOptions(name="m", repository=tmp_path))

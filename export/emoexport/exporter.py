@@ -75,13 +75,22 @@ class ModelFolder:
     files: dict[str, Path] = field(default_factory=dict)
 
 
-def install(folders: list[ModelFolder], repository: Path, overwrite: bool) -> tuple[Path, ...]:
-    """Write the folders into a staging area, then move them into the repository together."""
+# Every model folder an export of NAME may write, besides NAME itself: all are replaced together.
+PARTS = ("tokenizer", "encoder", "head", "postprocess")
+
+
+def install(
+    folders: list[ModelFolder], repository: Path, name: str, overwrite: bool
+) -> tuple[Path, ...]:
+    """Write the folders into a staging area, then move them into the repository together,
+    removing whatever an earlier export of `name` left (a head it no longer has, say)."""
     repository.mkdir(parents=True, exist_ok=True)
-    existing = [f.name for f in folders if (repository / f.name).exists()]
-    if existing and not overwrite:
+    previous = [
+        n for n in (name, *(f"{name}_{part}" for part in PARTS)) if (repository / n).exists()
+    ]
+    if previous and not overwrite:
         raise ExportError(
-            f"{', '.join(existing)} already in {repository}; pass --overwrite to replace"
+            f"{', '.join(previous)} already in {repository}; pass --overwrite to replace"
         )
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=repository))
     try:
@@ -91,8 +100,9 @@ def install(folders: list[ModelFolder], repository: Path, overwrite: bool) -> tu
             configs.write(folder.config, staging / folder.name)
             for filename, source in folder.files.items():
                 shutil.copyfile(source, version / filename)
+        for stale in previous:
+            shutil.rmtree(repository / stale)
         for folder in folders:
-            shutil.rmtree(repository / folder.name, ignore_errors=True)
             (staging / folder.name).rename(repository / folder.name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -243,7 +253,7 @@ def export_classifier(source: str, options: ExportOptions, log: Log = _quiet) ->
             "encoder", onnx_path, _int64_inputs(inputs), [logits], _same(inputs), _same(["logits"])
         )
         folders = ensemble.finish(scheme, [logits], _same(["logits"]), "logits", max_length)
-        models = install(folders, options.repository, options.overwrite)
+        models = install(folders, options.repository, options.name, options.overwrite)
     return ExportResult(options.name, models, scheme, max_length, parity)
 
 
@@ -302,5 +312,5 @@ def export_embedding_classifier(
             pair_tensors,
         )
         folders = ensemble.finish(scheme, pairs, pair_tensors, "label_pairs", max_length)
-        models = install(folders, options.repository, options.overwrite)
+        models = install(folders, options.repository, options.name, options.overwrite)
     return ExportResult(options.name, models, scheme, max_length, parity)
