@@ -1,0 +1,169 @@
+"""`emotriton train-head` and `emotriton eval`, end to end on a small go_emotions-format dataset."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emoexport import toy_models
+from emoexport.datasets import load_split
+from emoexport.exporter import ExportOptions, export_embedding_classifier
+from emoexport.head import load_head
+from emoexport.metrics import evaluate
+from emoexport.sentence_encoder import load_sentence_encoder
+from emoserve import LocalServer
+
+from .conftest import EMOTRITON, MAX_LENGTH
+
+pytestmark = pytest.mark.e2e
+LABELS = ("joy", "anger", "neutral")
+WORDS = {"joy": "happy glad wonderful", "anger": "furious angry hate", "neutral": "the meeting is"}
+
+
+def write_dataset(directory: Path, seed: int = 0) -> Path:
+    """go_emotions' layout: labels.txt, and TSV rows `text<TAB>label ids<TAB>id` per split."""
+    rng = np.random.default_rng(seed)
+    directory.mkdir(parents=True)
+    (directory / "labels.txt").write_text("\n".join(LABELS))
+    for split, rows in (("train", 300), ("dev", 80), ("test", 80)):
+        with (directory / f"{split}.tsv").open("w", newline="") as handle:
+            writer = csv.writer(handle, delimiter="\t")
+            for row in range(rows):
+                ids = sorted(set(rng.choice(3, size=rng.integers(1, 3)).tolist()))
+                words = " ".join(
+                    rng.choice(WORDS[LABELS[i]].split()) for i in ids for _ in range(3)
+                )
+                writer.writerow([f'{words} "quoted" {row}', ",".join(map(str, ids)), f"id{row}"])
+    return directory
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("head-commands")
+    encoder = toy_models.build_sentence_encoder(root / "encoder", max_length=MAX_LENGTH)
+    data = write_dataset(root / "data")
+    head = root / "head"
+    run = subprocess.run(
+        [
+            *EMOTRITON,
+            "train-head",
+            "--encoder",
+            str(encoder),
+            "--data",
+            str(data),
+            "--out",
+            str(head),
+            "--hidden",
+            "16",
+            "--epochs",
+            "30",
+            "--learning-rate",
+            "1e-2",
+            "--cache-dir",
+            str(root / "cache"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "test macro-F1" in run.stdout
+    return {"encoder": encoder, "data": data, "head": head, "cache": root / "cache"}
+
+
+def test_train_head_writes_the_seed_format_and_its_report(trained: dict[str, Path]) -> None:
+    head = load_head(str(trained["head"]))
+    assert head.labels == LABELS and head.input_name == "logits"
+    report = json.loads((trained["head"] / "metrics.json").read_text())
+    assert report["validation"]["macro"]["f1"] > 0.5  # the words give the labels away
+    assert set(report) >= {"validation", "test", "settings", "encoder", "data"}
+    assert (
+        "Validation split (the thresholds were tuned here)"
+        in (trained["head"] / "metrics.md").read_text()
+    )
+    assert len(list(trained["cache"].glob("*.npy"))) == 3  # one per split
+
+
+def test_thresholds_come_from_validation_only(trained: dict[str, Path], tmp_path: Path) -> None:
+    """Retraining with a different test split changes no threshold."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("labels.txt", "train.tsv", "dev.tsv"):
+        (data / name).write_bytes((trained["data"] / name).read_bytes())
+    (data / "test.tsv").write_bytes(
+        (write_dataset(tmp_path / "other", seed=7) / "test.tsv").read_bytes()
+    )
+    out = tmp_path / "head"
+    subprocess.run(
+        [
+            *EMOTRITON,
+            "train-head",
+            "--encoder",
+            str(trained["encoder"]),
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--hidden",
+            "16",
+            "--epochs",
+            "30",
+            "--learning-rate",
+            "1e-2",
+            "--cache-dir",
+            str(trained["cache"]),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    assert json.loads((out / "thresholds.json").read_text()) == json.loads(
+        (trained["head"] / "thresholds.json").read_text()
+    )
+
+
+def test_eval_through_the_server_equals_in_process_metrics(
+    trained: dict[str, Path], tmp_path: Path
+) -> None:
+    repository = tmp_path / "repository"
+    export_embedding_classifier(
+        str(trained["encoder"]),
+        str(trained["head"]),
+        ExportOptions(name="trained", repository=repository),
+    )
+    split = load_split(trained["data"], "test")
+    head = load_head(str(trained["head"]))
+    probabilities = head.positive_probabilities(
+        load_sentence_encoder(str(trained["encoder"])).encode(split.texts)
+    )
+    expected = evaluate(
+        split.targets, probabilities >= np.array(head.thresholds), LABELS, head.thresholds
+    )
+
+    with LocalServer(repository) as server:
+        run = subprocess.run(
+            [
+                *EMOTRITON,
+                "eval",
+                "--model",
+                "trained",
+                "--data",
+                str(trained["data"]),
+                "--url",
+                server.endpoints.grpc_url,
+                "--json",
+                str(tmp_path / "eval.json"),
+                "--markdown",
+                str(tmp_path / "eval.md"),
+            ],
+            capture_output=True,
+            text=True,
+        )
+    assert run.returncode == 0, run.stderr
+    assert "| macro |" in run.stdout and "Exact match" in run.stdout
+    served = json.loads((tmp_path / "eval.json").read_text())
+    assert served == json.loads(json.dumps(expected.to_dict()))
+    assert (tmp_path / "eval.md").read_text().startswith("### trained on data/test.tsv")
