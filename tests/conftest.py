@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import importlib.util
+import shutil
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 from transformers.utils import logging as transformers_logging
 
 from emoclient import Client
@@ -22,6 +25,7 @@ from emoexport.exporter import (
     export_embedding_classifier,
 )
 from emoexport.head import load_head
+from emoexport.recipes import GO_EMOTIONS_CARD_THRESHOLDS, GO_EMOTIONS_LABELS
 from emoexport.sentence_encoder import MINILM_L6, load_sentence_encoder
 from emoserve import LocalServer
 
@@ -34,37 +38,45 @@ EMOTRITON = [sys.executable, "-m", "emotriton"]  # the CLI, as installed
 
 @dataclass
 class Classifier:
-    """A toy sequence classifier; its reference is transformers + PyTorch, text by text."""
+    """A toy sequence classifier and its card's rule; the reference is transformers + PyTorch,
+    text by text, as the card's own snippet runs it."""
 
-    kind: str
     directory: Path
+    activation: str  # sigmoid or softmax
+    card_thresholds: np.ndarray | None  # None: argmax
+    max_length: int = MAX_LENGTH
+    remote_code: bool = False  # card 002: AutoModel + trust_remote_code, `_, logits = model(...)`
+    export_options: dict = field(default_factory=dict)
 
     def export(self, name: str, repository: Path) -> ExportResult:
-        return export_classifier(
-            str(self.directory), ExportOptions(name=name, repository=repository)
-        )
+        options = ExportOptions(name=name, repository=repository, **self.export_options)
+        return export_classifier(str(self.directory), options)
 
     def probabilities(self, texts: list[str]) -> np.ndarray:
-        model = AutoModelForSequenceClassification.from_pretrained(self.directory).eval()
+        if self.remote_code:
+            model = AutoModel.from_pretrained(self.directory, trust_remote_code=True)
+        else:
+            model = AutoModelForSequenceClassification.from_pretrained(self.directory)
+        model.eval()
         tokenizer = AutoTokenizer.from_pretrained(self.directory)
-        multi_label = model.config.problem_type == "multi_label_classification"
         rows = []
         with torch.no_grad():
             for text in texts:
                 encoded = tokenizer(
-                    text, truncation=True, max_length=MAX_LENGTH, return_tensors="pt"
+                    text, truncation=True, max_length=self.max_length, return_tensors="pt"
                 )
-                logits = model(**encoded).logits[0].double()
-                rows.append(
-                    (torch.sigmoid(logits) if multi_label else torch.softmax(logits, -1)).numpy()
+                output = model(**encoded)
+                logits = (output[1] if self.remote_code else output.logits)[0].double()
+                activate = (
+                    torch.sigmoid
+                    if self.activation == "sigmoid"
+                    else partial(torch.softmax, dim=-1)
                 )
+                rows.append(activate(logits).numpy())
         return np.stack(rows)
 
     def thresholds(self) -> np.ndarray | None:
-        """The card's rule: 0.5 per label for multi-label models, argmax (None) otherwise."""
-        config = AutoConfig.from_pretrained(self.directory)
-        multi_label = config.problem_type == "multi_label_classification"
-        return np.full(config.num_labels, 0.5) if multi_label else None
+        return self.card_thresholds
 
 
 @dataclass
@@ -89,26 +101,73 @@ class EmbeddingClassifier:
 
 
 ServedModel = Classifier | EmbeddingClassifier
-SERVED = ["go_emotions", "emotion", "emotion_bert", "toy_embedding", "minilm"]
+SERVED = [
+    "go_emotions",
+    "go_emotions_card",
+    "emotion",
+    "emotion_generic",
+    "emotion_bert",
+    "semeval",
+    "toy_embedding",
+    "minilm",
+]
+REMOTE_CODE = Path(__file__).parent / "remote_code" / "modeling_toy_semeval.py"
+GENERIC_LABELS = [f"LABEL_{i}" for i in range(6)]
+
+
+def build_remote_code_model(directory: Path, first_output: str, num_labels: int = 11) -> Path:
+    """A model in the shape of card 002: its own modelling file, named by auto_map, and generic
+    LABEL_k names. Truncation at 128 tokens, as the card's snippet does."""
+    spec = importlib.util.spec_from_file_location("modeling_toy_semeval", REMOTE_CODE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    tokenizer = toy_models.bpe_tokenizer(max_length=128)
+    labels = [f"LABEL_{i}" for i in range(num_labels)]
+    config = toy_models.small_roberta_config(
+        tokenizer,
+        128,
+        labels,
+        first_output=first_output,
+        auto_map={"AutoModel": "modeling_toy_semeval.ToySemEvalModel"},
+    )
+    torch.manual_seed(0)
+    model = module.ToySemEvalModel(config)
+    toy_models.spread_logits(model, tokenizer, logits_of=lambda output: output[1])
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    shutil.copy(REMOTE_CODE, directory)
+    return directory
 
 
 @pytest.fixture(scope="session")
 def served_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, ServedModel]:
     """Every model the test server serves, built on the spot (the MiniLM is the real one)."""
     root = tmp_path_factory.mktemp("models")
+    roberta = toy_models.build("roberta-multilabel", root / "roberta", max_length=MAX_LENGTH)
+    distilbert = toy_models.build(
+        "distilbert-single-label", root / "distilbert", max_length=MAX_LENGTH
+    )
+    generic = toy_models.build(
+        "distilbert-single-label", root / "generic", labels=GENERIC_LABELS, max_length=MAX_LENGTH
+    )
+    bert = toy_models.build("bert-single-label", root / "bert", max_length=MAX_LENGTH)
     toy_encoder = toy_models.build_sentence_encoder(root / "toy-encoder", max_length=MAX_LENGTH)
+    card = np.array([GO_EMOTIONS_CARD_THRESHOLDS[label] for label in GO_EMOTIONS_LABELS])
     return {
-        "go_emotions": Classifier(
-            "roberta-multilabel",
-            toy_models.build("roberta-multilabel", root / "roberta", max_length=MAX_LENGTH),
+        "go_emotions": Classifier(roberta, "sigmoid", np.full(28, 0.5)),
+        "go_emotions_card": Classifier(
+            roberta, "sigmoid", card, export_options={"thresholds": "card"}
         ),
-        "emotion": Classifier(
-            "distilbert-single-label",
-            toy_models.build("distilbert-single-label", root / "distilbert", max_length=MAX_LENGTH),
-        ),
-        "emotion_bert": Classifier(
-            "bert-single-label",
-            toy_models.build("bert-single-label", root / "bert", max_length=MAX_LENGTH),
+        "emotion": Classifier(distilbert, "softmax", None),
+        "emotion_generic": Classifier(generic, "softmax", None),
+        "emotion_bert": Classifier(bert, "softmax", None),
+        "semeval": Classifier(
+            build_remote_code_model(root / "semeval", first_output="similarity"),
+            "sigmoid",
+            np.full(11, 0.5),
+            max_length=128,
+            remote_code=True,
+            export_options={"trust_remote_code": True},
         ),
         "toy_embedding": EmbeddingClassifier(
             str(toy_encoder), toy_models.build_head(root / "toy-head", dim=32)

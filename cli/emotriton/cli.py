@@ -46,10 +46,18 @@ def _add_export(commands: argparse._SubParsersAction) -> None:
         "postprocess. Nothing is written unless the exported pipeline matches PyTorch within "
         "the tolerance.",
     )
-    parser.add_argument("source", help="hub id (owner/model) or local model directory")
+    parser.add_argument("source", nargs="?", help="hub id (owner/model) or local model directory")
+    parser.add_argument("--list-recipes", action="store_true", help="show the recipes and exit")
     add = _env_default(parser)
-    add("--name", required="EMOTRITON_NAME" not in os.environ, help="ensemble name clients call")
+    add("--name", help="ensemble name clients call (required)")
     add("--head", help="ONNX head folder or hub id (seed 001's format, with thresholds.json)")
+    add("--recipe", help="override the recipe chosen from the model's config (see --list-recipes)")
+    add(
+        "--thresholds",
+        help="multi-label decisions: a number, a JSON file of label → threshold, "
+        "or a recipe's profile name (go-emotions-roberta: card)",
+    )
+    add("--logits-output", help="the model output that holds the logits: a tuple index or a name")
     add("--repository", type=Path, default=Path("model_repository"), help="Triton model repository")
     add(
         "--max-length",
@@ -70,10 +78,16 @@ def _add_export(commands: argparse._SubParsersAction) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
-
     from emoexport.configs import Batching
-    from emoexport.exporter import ExportOptions, export_classifier
+    from emoexport.exporter import ExportOptions, export_classifier, export_embedding_classifier
+    from emoexport.recipes import RECIPES
 
+    if args.list_recipes:
+        for recipe in RECIPES:
+            print(f"{recipe.name:22s} {recipe.description}")
+        return 0
+    if not args.source or not args.name:
+        raise SystemExit("emotriton export: SOURCE and --name are required")
     _quiet_transformers()
     options = ExportOptions(
         name=args.name,
@@ -84,12 +98,16 @@ def _export(args: argparse.Namespace) -> int:
         instances=args.instances,
         revision=args.revision,
         trust_remote_code=args.trust_remote_code,
+        recipe=args.recipe,
+        thresholds=args.thresholds,
+        logits_output=args.logits_output,
         tolerance=args.tolerance,
         overwrite=args.overwrite,
     )
-    result = export_classifier(
-        args.source, options, log=lambda message: print(message, file=sys.stderr)
-    )
+    if args.head:
+        result = export_embedding_classifier(args.source, args.head, options, log=_log)
+    else:
+        result = export_classifier(args.source, options, log=_log)
     scheme = result.scheme
     print(
         f"exported {result.name}: {len(scheme.labels)} labels, "

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-EMOTION_LABELS = ("sadness", "joy", "love", "anger", "fear", "surprise")
+from .recipes import EMOTION_LABELS
+
 # Split name → the file stem each format uses for it.
 _GO_EMOTIONS_FILES = {"train": "train", "validation": "dev", "dev": "dev", "test": "test"}
 _EMOTION_FILES = {"train": "train", "validation": "validation", "dev": "validation", "test": "test"}

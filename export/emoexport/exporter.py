@@ -53,6 +53,9 @@ class ExportOptions:
     instances: int = 1
     revision: str | None = None
     trust_remote_code: bool = False
+    recipe: str | None = None  # None: chosen from the model's config
+    thresholds: str | None = None  # a number, a JSON file, or a recipe's profile name
+    logits_output: str | None = None
     tolerance: float = DEFAULT_TOLERANCE
     overwrite: bool = False
 
@@ -230,9 +233,14 @@ def export_classifier(source: str, options: ExportOptions, log: Log = _quiet) ->
     _check_name(options.name)
     log(f"loading {source}")
     classifier = load_classifier(
-        source, revision=options.revision, trust_remote_code=options.trust_remote_code
+        source,
+        revision=options.revision,
+        trust_remote_code=options.trust_remote_code,
+        recipe=options.recipe,
+        logits_output=options.logits_output,
     )
-    scheme = LabelScheme.from_hf_config(classifier.config)
+    log(f"recipe {classifier.recipe.name}; logits: output {classifier.logits_output!r}")
+    scheme = classifier.recipe.scheme(classifier.raw_config, options.thresholds)
     max_length = classifier.max_length(options.max_length)
     inputs = classifier.input_names
     num_labels = len(scheme.labels)
@@ -242,7 +250,8 @@ def export_classifier(source: str, options: ExportOptions, log: Log = _quiet) ->
         onnx_path = Path(scratch) / "model.onnx"
         log(f"exporting ONNX (inputs: {', '.join(inputs)})")
         sample = _trace_sample(classifier.tokenizer, inputs, max_length)
-        export_onnx(LogitsModel(classifier.model), sample, onnx_path, "logits")
+        logits_model = LogitsModel(classifier.model, classifier.logits_output)
+        export_onnx(logits_model, sample, onnx_path, "logits")
         log("checking parity with PyTorch")
         parity = check_parity(
             classifier, scheme, onnx_path, tokenizer_json, max_length, options.tolerance

@@ -31,21 +31,6 @@ class LabelScheme:
             if not all(0.0 <= t <= 1.0 for t in self.thresholds):
                 raise ValueError(f"thresholds must lie in [0, 1]: {self.thresholds}")
 
-    @classmethod
-    def from_hf_config(cls, config: object, default_threshold: float = 0.5) -> LabelScheme:
-        """Transformers' convention: multi-label models use sigmoid, the others softmax + argmax."""
-        id2label = {int(k): v for k, v in config.id2label.items()}
-        labels = tuple(id2label[i] for i in range(len(id2label)))
-        if getattr(config, "problem_type", None) == "multi_label_classification":
-            return cls(
-                labels,
-                "sigmoid",
-                "threshold",
-                (default_threshold,) * len(labels),
-                threshold_profile="default",
-            )
-        return cls(labels, "softmax", "argmax")
-
     def parameters(self) -> dict[str, str]:
         """The config parameters that publish this scheme (see emoclient.protocol)."""
         parameters = {

@@ -75,7 +75,7 @@ def reference_probabilities(
     classifier: HFClassifier, scheme: LabelScheme, texts: list[str], max_length: int
 ) -> np.ndarray:
     """PyTorch, one unpadded text at a time, through the Hugging Face tokenizer."""
-    wrapped = LogitsModel(classifier.model).eval()
+    wrapped = LogitsModel(classifier.model, classifier.logits_output).eval()
     activate = torch.sigmoid if scheme.activation == "sigmoid" else lambda x: torch.softmax(x, -1)
     rows = []
     with torch.no_grad():

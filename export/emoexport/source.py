@@ -1,4 +1,5 @@
-"""Load a Hugging Face sequence classifier and its fast tokenizer, from the hub or a directory."""
+"""Load a Hugging Face classifier and its fast tokenizer, from the hub or a directory, the way
+its recipe says."""
 
 from __future__ import annotations
 
@@ -8,49 +9,85 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PretrainedConfig,
+)
 
 from .errors import SourceError
+from .onnx_export import LogitsSelector, find_logits
+from .recipes import Recipe, labels_of, recipe_named, select_recipe
 from .triton_models.tokenizer import ENCODING_FIELDS
 
 # Transformers' stand-in for "this tokenizer declares no length limit".
 _NO_LIMIT = 1_000_000
+_LOADERS = {"sequence-classification": AutoModelForSequenceClassification, "auto-model": AutoModel}
 
 
 @dataclass
 class HFClassifier:
     source: str
-    config: Any
+    raw_config: dict[str, Any]  # config.json as written, read without running the model's code
+    recipe: Recipe
     model: torch.nn.Module
     tokenizer: Any
     input_names: tuple[str, ...]
+    logits_output: LogitsSelector
 
     def max_length(self, requested: int | None) -> int:
-        """Truncation length: the tokenizer's declared limit unless a smaller one is asked for."""
+        """Truncation length: --max-length, else the recipe's, else the tokenizer's limit."""
         declared = self.tokenizer.model_max_length
         limit = declared if declared < _NO_LIMIT else None
-        if requested is None:
+        chosen = requested or self.recipe.max_length
+        if chosen is None:
             if limit is None:
                 raise SourceError(
                     f"{self.source}'s tokenizer declares no max length: pass --max-length"
                 )
             return limit
-        if requested < 2 or (limit is not None and requested > limit):
-            raise SourceError(f"--max-length {requested} is outside 2..{limit} for {self.source}")
-        return requested
+        if chosen < 2 or (limit is not None and chosen > limit):
+            raise SourceError(f"--max-length {chosen} is outside 2..{limit} for {self.source}")
+        return chosen
+
+
+def read_config(source: str, revision: str | None = None) -> dict[str, Any]:
+    """config.json as a dict; runs no code the model ships."""
+    where = "the directory" if Path(source).is_dir() else "the Hugging Face hub"
+    if Path(source).is_dir() and not (Path(source) / "config.json").is_file():
+        raise SourceError(f"cannot load {source!r} from the directory: it has no config.json")
+    try:
+        config, _ = PretrainedConfig.get_config_dict(source, revision=revision)
+    except (OSError, ValueError) as error:
+        raise SourceError(f"cannot load {source!r} from {where}: {error}") from error
+    return config
 
 
 def load_classifier(
-    source: str, *, revision: str | None = None, trust_remote_code: bool = False
+    source: str,
+    *,
+    revision: str | None = None,
+    trust_remote_code: bool = False,
+    recipe: str | None = None,
+    logits_output: str | None = None,
 ) -> HFClassifier:
+    raw = read_config(source, revision)
+    chosen = recipe_named(recipe) if recipe else select_recipe(raw, source)
+    if "auto_map" in raw and not trust_remote_code:
+        code = ", ".join(sorted(set(raw["auto_map"].values())))
+        raise SourceError(
+            f"{source} ships its own model code ({code}), which runs only with "
+            "--trust-remote-code; read that code before you pass it"
+        )
     options = {"revision": revision, "trust_remote_code": trust_remote_code}
-    where = "the directory" if Path(source).is_dir() else "the Hugging Face hub"
     try:
         config = AutoConfig.from_pretrained(source, **options)
         tokenizer = AutoTokenizer.from_pretrained(source, use_fast=True, **options)
-        model = AutoModelForSequenceClassification.from_pretrained(source, config=config, **options)
+        model = _LOADERS[chosen.loader].from_pretrained(source, config=config, **options)
     except (OSError, ValueError) as error:  # transformers raises both for unusable sources
-        raise SourceError(f"cannot load {source!r} from {where}: {error}") from error
+        raise SourceError(f"cannot load {source!r} with recipe {chosen.name}: {error}") from error
     if not tokenizer.is_fast:
         raise SourceError(f"{source} has no fast tokenizer (tokenizer.json); the server needs one")
     if tokenizer.pad_token is None:
@@ -61,4 +98,11 @@ def load_classifier(
     )
     if "input_ids" not in input_names:
         raise SourceError(f"{source}'s model does not take input_ids")
-    return HFClassifier(source, config, model.eval(), tokenizer, input_names)
+    model.eval()
+    sample = tokenizer(
+        ["a first text", "and a second, longer one"], padding=True, return_tensors="pt"
+    )
+    with torch.no_grad():
+        output = model(**{name: sample[name] for name in input_names})
+    selector = find_logits(output, logits_output or chosen.logits_output, len(labels_of(raw)))
+    return HFClassifier(source, raw, chosen, model, tokenizer, input_names, selector)

@@ -37,37 +37,7 @@ from transformers import (
     RobertaTokenizerFast,
 )
 
-GO_EMOTIONS_LABELS = (
-    "admiration",
-    "amusement",
-    "anger",
-    "annoyance",
-    "approval",
-    "caring",
-    "confusion",
-    "curiosity",
-    "desire",
-    "disappointment",
-    "disapproval",
-    "disgust",
-    "embarrassment",
-    "excitement",
-    "fear",
-    "gratitude",
-    "grief",
-    "joy",
-    "love",
-    "nervousness",
-    "optimism",
-    "pride",
-    "realization",
-    "relief",
-    "remorse",
-    "sadness",
-    "surprise",
-    "neutral",
-)
-EMOTION_LABELS = ("sadness", "joy", "love", "anger", "fear", "surprise")
+from .recipes import EMOTION_LABELS, GO_EMOTIONS_LABELS
 
 CORPUS = """\
 I am not having a great day.
@@ -172,7 +142,12 @@ _SMALL = {
 }
 
 
-def _spread_logits(model: PreTrainedModel, tokenizer, target_std: float = 3.0) -> None:
+def spread_logits(
+    model: PreTrainedModel,
+    tokenizer,
+    target_std: float = 3.0,
+    logits_of=lambda output: output.logits,
+) -> None:
     """Scale the output layer so logits over the corpus have std `target_std`: scores that vary
     with the text, and mostly sit far from 0.5, where a 1e-6 difference would flip a decision."""
     num_labels = model.config.num_labels
@@ -183,7 +158,7 @@ def _spread_logits(model: PreTrainedModel, tokenizer, target_std: float = 3.0) -
     ][-1]
     with torch.no_grad():
         head.bias.zero_()
-        logits = model.eval()(**tokenizer(_corpus(), padding=True, return_tensors="pt")).logits
+        logits = logits_of(model.eval()(**tokenizer(_corpus(), padding=True, return_tensors="pt")))
         head.weight.mul_(target_std / logits.std())
 
 
@@ -194,18 +169,26 @@ def _labels(labels: Sequence[str]) -> dict:
     }
 
 
-def roberta_multilabel(labels: Sequence[str] = GO_EMOTIONS_LABELS, max_length: int = 64):
-    """Like SamLowe/roberta-base-go_emotions: RoBERTa, 28 labels, multi-label (sigmoid)."""
-    tokenizer = bpe_tokenizer(max_length)
-    config = RobertaConfig(
+def small_roberta_config(
+    tokenizer, max_length: int, labels: Sequence[str], **extra
+) -> RobertaConfig:
+    return RobertaConfig(
         vocab_size=len(tokenizer),
         max_position_embeddings=max_length + 2,  # RoBERTa's positions start after the padding index
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
-        problem_type="multi_label_classification",
         **_labels(labels),
         **_SMALL,
+        **extra,
+    )
+
+
+def roberta_multilabel(labels: Sequence[str] = GO_EMOTIONS_LABELS, max_length: int = 64):
+    """Like SamLowe/roberta-base-go_emotions: RoBERTa, 28 labels, multi-label (sigmoid)."""
+    tokenizer = bpe_tokenizer(max_length)
+    config = small_roberta_config(
+        tokenizer, max_length, labels, problem_type="multi_label_classification"
     )
     return RobertaForSequenceClassification(config), tokenizer
 
@@ -251,7 +234,7 @@ def build(kind: str, directory: str | Path, seed: int = 0, **options) -> Path:
     """Save a toy model of `kind` (see BUILDERS) with its tokenizer into `directory`."""
     torch.manual_seed(seed)
     model, tokenizer = BUILDERS[kind](**options)
-    _spread_logits(model, tokenizer)
+    spread_logits(model, tokenizer)
     directory = Path(directory)
     model.eval().save_pretrained(directory)
     tokenizer.save_pretrained(directory)
