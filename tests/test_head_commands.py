@@ -42,34 +42,23 @@ def write_dataset(directory: Path, seed: int = 0) -> Path:
     return directory
 
 
+def train_head(encoder: Path, data: Path, out: Path, cache: Path) -> subprocess.CompletedProcess:
+    """`emotriton train-head` with a small, fast head."""
+    return subprocess.run(
+        [*EMOTRITON, "train-head", "--encoder", str(encoder), "--data", str(data),
+         "--out", str(out), "--hidden", "16", "--epochs", "30", "--learning-rate", "1e-2",
+         "--cache-dir", str(cache)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("head-commands")
     encoder = toy_models.build_sentence_encoder(root / "encoder", max_length=MAX_LENGTH)
     data = write_dataset(root / "data")
     head = root / "head"
-    run = subprocess.run(
-        [
-            *EMOTRITON,
-            "train-head",
-            "--encoder",
-            str(encoder),
-            "--data",
-            str(data),
-            "--out",
-            str(head),
-            "--hidden",
-            "16",
-            "--epochs",
-            "30",
-            "--learning-rate",
-            "1e-2",
-            "--cache-dir",
-            str(root / "cache"),
-        ],
-        capture_output=True,
-        text=True,
-    )
+    run = train_head(encoder, data, head, root / "cache")
     assert run.returncode == 0, run.stderr
     assert "test macro-F1" in run.stdout
     return {"encoder": encoder, "data": data, "head": head, "cache": root / "cache"}
@@ -98,28 +87,7 @@ def test_thresholds_come_from_validation_only(trained: dict[str, Path], tmp_path
         (write_dataset(tmp_path / "other", seed=7) / "test.tsv").read_bytes()
     )
     out = tmp_path / "head"
-    subprocess.run(
-        [
-            *EMOTRITON,
-            "train-head",
-            "--encoder",
-            str(trained["encoder"]),
-            "--data",
-            str(data),
-            "--out",
-            str(out),
-            "--hidden",
-            "16",
-            "--epochs",
-            "30",
-            "--learning-rate",
-            "1e-2",
-            "--cache-dir",
-            str(trained["cache"]),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    assert train_head(trained["encoder"], data, out, trained["cache"]).returncode == 0
     assert json.loads((out / "thresholds.json").read_text()) == json.loads(
         (trained["head"] / "thresholds.json").read_text()
     )

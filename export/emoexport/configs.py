@@ -37,6 +37,14 @@ def _tensor(name: str, data_type: int, dims: Sequence[int]) -> dict:
     return {"name": name, "data_type": data_type, "dims": list(dims)}
 
 
+def _decision_outputs(num_labels: int) -> list[dict]:
+    """SCORES and PREDICTED: what the postprocess produces and the ensemble returns."""
+    return [
+        _tensor(protocol.SCORES_OUTPUT, mc.TYPE_FP32, [num_labels]),
+        _tensor(protocol.PREDICTED_OUTPUT, mc.TYPE_BOOL, [num_labels]),
+    ]
+
+
 def _parameters(config: mc.ModelConfig, values: Mapping[str, str]) -> None:
     for key, value in values.items():
         config.parameters[key].string_value = value
@@ -110,10 +118,7 @@ def postprocess_config(
         name=name,
         backend="python",
         input=[_tensor(*spec) for spec in inputs],
-        output=[
-            _tensor(protocol.SCORES_OUTPUT, mc.TYPE_FP32, [num_labels]),
-            _tensor(protocol.PREDICTED_OUTPUT, mc.TYPE_BOOL, [num_labels]),
-        ],
+        output=_decision_outputs(num_labels),
         instance_group=[{"kind": mc.ModelInstanceGroup.KIND_CPU, "count": 1}],
     )
     _parameters(config, parameters)
@@ -143,10 +148,7 @@ def ensemble_config(
         platform="ensemble",
         max_batch_size=batching.max_batch_size,
         input=[_tensor(protocol.TEXT_INPUT, mc.TYPE_STRING, [1])],
-        output=[
-            _tensor(protocol.SCORES_OUTPUT, mc.TYPE_FP32, [num_labels]),
-            _tensor(protocol.PREDICTED_OUTPUT, mc.TYPE_BOOL, [num_labels]),
-        ],
+        output=_decision_outputs(num_labels),
     )
     for step in steps:
         config.ensemble_scheduling.step.add(

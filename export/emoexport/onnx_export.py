@@ -73,13 +73,13 @@ def select_logits(output: object, selector: LogitsSelector) -> torch.Tensor:
     return getattr(output, selector)
 
 
-class LogitsModel(torch.nn.Module):
-    """The classifier with named tensor inputs and the logits as its only output."""
+class EncoderInputs(torch.nn.Module):
+    """A wrapped model that takes the tokenizer's tensors by name, as ONNX inputs, and returns
+    one tensor; subclasses say how to call the model and which output to keep."""
 
-    def __init__(self, model: torch.nn.Module, logits: LogitsSelector = "logits") -> None:
+    def __init__(self, model: torch.nn.Module) -> None:
         super().__init__()
         self.model = model
-        self.logits = logits
 
     def forward(
         self,
@@ -92,8 +92,21 @@ class LogitsModel(torch.nn.Module):
             "attention_mask": attention_mask,
             "token_type_ids": token_type_ids,
         }
-        output = self.model(**{k: v for k, v in inputs.items() if v is not None})
-        return select_logits(output, self.logits)
+        return self.run({name: tensor for name, tensor in inputs.items() if tensor is not None})
+
+    def run(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class LogitsModel(EncoderInputs):
+    """A classifier whose only output is its logits."""
+
+    def __init__(self, model: torch.nn.Module, logits: LogitsSelector = "logits") -> None:
+        super().__init__(model)
+        self.logits = logits
+
+    def run(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        return select_logits(self.model(**inputs), self.logits)
 
 
 def export_onnx(

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from .errors import SourceError
+from .onnx_export import EncoderInputs
 from .triton_models.tokenizer import ENCODING_FIELDS
 
 EMBEDDING_OUTPUT = "sentence_embedding"
@@ -94,25 +95,11 @@ def load_sentence_encoder(
     return SentenceEncoder(source, model, input_names)
 
 
-class EmbeddingModel(torch.nn.Module):
-    """The encoder with named tensor inputs and the sentence embedding as its only output."""
+class EmbeddingModel(EncoderInputs):
+    """A sentence-transformers model whose only output is the sentence embedding."""
 
-    def __init__(self, model: torch.nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        features = {
-            "input_ids": input_ids,
-            "attention_mask": attention_mask,
-            "token_type_ids": token_type_ids,
-        }
-        return self.model({k: v for k, v in features.items() if v is not None})[EMBEDDING_OUTPUT]
+    def run(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.model(inputs)[EMBEDDING_OUTPUT]
 
 
 def cached_embeddings(
