@@ -7,6 +7,8 @@ with Client("localhost:8001") as client:
         print(result.labels, result.top(3))
 """
 
+from ._core import RetryPolicy
+from .async_client import AsyncClient
 from .client import Client
 from .errors import (
     EmotritonError,
@@ -17,16 +19,19 @@ from .errors import (
     ServerUnavailableError,
     UnsupportedModelError,
 )
-from .results import Classification, ModelInfo
+from .results import Classification, Health, ModelInfo
 
 __all__ = [
+    "AsyncClient",
     "Classification",
     "Client",
     "EmotritonError",
+    "Health",
     "InferenceTimeoutError",
     "InvalidInputError",
     "ModelInfo",
     "ModelNotFoundError",
+    "RetryPolicy",
     "ServerError",
     "ServerUnavailableError",
     "UnsupportedModelError",

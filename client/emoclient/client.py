@@ -3,64 +3,64 @@
 from __future__ import annotations
 
 import importlib
+import time
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
-import numpy as np
 from tritonclient.utils import InferenceServerException
 
-from . import protocol as wire
+from ._core import (
+    DEFAULT_MAX_TEXT_BYTES,
+    DEFAULT_URLS,
+    Decision,
+    Protocol,
+    RetryPolicy,
+    Threshold,
+    chunks,
+    config_of,
+    connection_options,
+    encode_texts,
+    inference_inputs,
+    outputs_of,
+    ready_names,
+    texts_of,
+    translate,
+)
 from .errors import (
     EmotritonError,
     InferenceTimeoutError,
-    InvalidInputError,
     ModelNotFoundError,
     ServerError,
     ServerUnavailableError,
     UnsupportedModelError,
 )
-from .results import Classification, ModelInfo
+from .results import Classification, Health, ModelInfo
 
-Protocol = Literal["grpc", "http"]
 T = TypeVar("T")
-DEFAULT_URLS = {"grpc": "localhost:8001", "http": "localhost:8000"}
-
-
-def encode_texts(texts: Sequence[str]) -> np.ndarray:
-    """A BYTES tensor [n, 1] of UTF-8 texts; a bad item is named by its index."""
-    encoded = np.empty((len(texts), 1), dtype=object)
-    for index, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise InvalidInputError(f"expected str, got {type(text).__name__}", index)
-        try:
-            encoded[index, 0] = text.encode("utf-8")
-        except UnicodeEncodeError as error:
-            raise InvalidInputError(f"not encodable as UTF-8 ({error.reason})", index) from None
-    return encoded
-
-
-def results_from(
-    info: ModelInfo, scores: np.ndarray, predicted: np.ndarray, offset: int
-) -> list[Classification]:
-    results = []
-    for row, (row_scores, row_predicted) in enumerate(zip(scores.tolist(), predicted.tolist())):
-        by_label = dict(zip(info.labels, row_scores))
-        chosen = [label for label, flag in zip(info.labels, row_predicted) if flag]
-        chosen.sort(key=by_label.__getitem__, reverse=True)
-        results.append(Classification(index=offset + row, scores=by_label, labels=tuple(chosen)))
-    return results
 
 
 class Client:
     """A synchronous client for emotion classifiers served by Triton.
 
     >>> with Client("localhost:8001") as client:
-    ...     client.classify(["Thank you so much!"], model="go_emotions")[0].labels
+    ...     client.classify("Thank you so much!", model="go_emotions")[0].labels
     ('gratitude',)
 
     Label names, activation and thresholds come from the server (the ensemble's config), read
-    once per model. Calls larger than the model's max batch size are split into several requests.
+    once per model. A call of more texts than the model's max batch size (or `batch_size`) is
+    sent as several requests; results come back in the order of the texts.
+
+    Args:
+        url: HOST:PORT of Triton's gRPC (default localhost:8001) or HTTP (localhost:8000) port.
+        protocol: "grpc" or "http" (KServe v2 REST).
+        timeout: seconds to wait for each request; None waits forever.
+        headers: sent with every request (authentication, tracing).
+        ssl: use TLS; `root_certificates`, `private_key` and `certificate_chain` are PEM file
+            paths (a custom CA, and a client certificate for mutual TLS).
+        batch_size: most texts per request (at most the model's max batch size).
+        retry: retries of transient failures; `RetryPolicy(attempts=1)` turns them off.
+        max_text_bytes: longest text accepted, in UTF-8 bytes.
     """
 
     def __init__(
@@ -71,7 +71,12 @@ class Client:
         timeout: float | None = 60.0,
         headers: Mapping[str, str] | None = None,
         ssl: bool = False,
+        root_certificates: str | None = None,
+        private_key: str | None = None,
+        certificate_chain: str | None = None,
         batch_size: int | None = None,
+        retry: RetryPolicy | None = None,
+        max_text_bytes: int = DEFAULT_MAX_TEXT_BYTES,
     ) -> None:
         if protocol not in DEFAULT_URLS:
             raise ValueError(f"protocol must be 'grpc' or 'http', not {protocol!r}")
@@ -80,39 +85,49 @@ class Client:
         self.timeout = timeout
         self.headers = dict(headers or {})
         self.batch_size = batch_size
+        self.retry = retry or RetryPolicy()
+        self.max_text_bytes = max_text_bytes
         self._triton = importlib.import_module(f"tritonclient.{protocol}")
-        if protocol == "grpc":
-            self._client = self._triton.InferenceServerClient(self.url, ssl=ssl)
-        else:
-            network = (
-                {}
-                if timeout is None
-                else {"connection_timeout": timeout, "network_timeout": timeout}
-            )
-            self._client = self._triton.InferenceServerClient(self.url, ssl=ssl, **network)
+        options = connection_options(
+            protocol, timeout, self.retry, ssl, root_certificates, private_key, certificate_chain
+        )
+        self._client = self._triton.InferenceServerClient(self.url, **options)
         self._models: dict[str, ModelInfo] = {}
 
-    # -- public API --------------------------------------------------------------------------
+    def classify(
+        self,
+        texts: str | Sequence[str],
+        *,
+        model: str,
+        top_k: int | None = None,
+        threshold: Threshold = None,
+    ) -> list[Classification]:
+        """One result per text, in order; a single string counts as a list of one.
 
-    def classify(self, texts: str | Sequence[str], *, model: str) -> list[Classification]:
-        """One result per text, in order. A single string counts as a list of one."""
-        items = [texts] if isinstance(texts, str) else list(texts)
+        `threshold` (one number, or label → number) replaces the served thresholds for this
+        call: a label is predicted when its score is at least its threshold. `top_k` keeps at
+        most the k best of the predicted labels.
+        """
+        items = texts_of(texts)
         if not items:
             return []
-        payload = encode_texts(items)
+        payload = encode_texts(items, self.max_text_bytes)
         info = self.model(model)
+        decision = Decision.for_call(info, threshold, top_k)
         size = min(self.batch_size or info.max_batch_size, info.max_batch_size)
         results: list[Classification] = []
-        for start in range(0, len(items), size):
-            scores, predicted = self._infer(info.name, payload[start : start + size])
-            results.extend(results_from(info, scores, predicted, offset=start))
+        for part in chunks(len(items), size):
+            scores, predicted = self._infer(info.name, payload[part])
+            results.extend(decision.results(info, scores, predicted, part.start))
         return results
 
     def model(self, name: str) -> ModelInfo:
-        """What the server publishes about model `name` (cached)."""
+        """What the server publishes about model `name` (read once, then cached)."""
         if name not in self._models:
-            config = self._call(lambda: self._model_config(name), model=name)
-            self._models[name] = ModelInfo.from_config(config)
+            config = self._call(
+                lambda: self._client.get_model_config(name, **self._config_options()), name
+            )
+            self._models[name] = ModelInfo.from_config(config_of(config, self.protocol))
         return self._models[name]
 
     def models(self) -> list[ModelInfo]:
@@ -124,6 +139,20 @@ class Client:
             except UnsupportedModelError:
                 continue
         return found
+
+    def health(self) -> Health:
+        """Liveness and readiness of the server, and readiness of each model it knows."""
+        try:
+            live = self._attempt(lambda: self._client.is_server_live(headers=self.headers))
+            ready = self._attempt(lambda: self._client.is_server_ready(headers=self.headers))
+            index = self._attempt(
+                lambda: self._client.get_model_repository_index(**self._config_options())
+            )
+        except ServerUnavailableError:
+            return Health(live=False, ready=False, models={})
+        entries = index.get("models", []) if self.protocol == "grpc" else index
+        models = {entry["name"]: entry.get("state") == "READY" for entry in entries}
+        return Health(live=bool(live), ready=bool(ready), models=models)
 
     def close(self) -> None:
         self._client.close()
@@ -139,63 +168,53 @@ class Client:
     ) -> None:
         self.close()
 
-    # -- transport ---------------------------------------------------------------------------
+    def _config_options(self) -> dict[str, Any]:
+        return {"headers": self.headers, **({"as_json": True} if self.protocol == "grpc" else {})}
 
-    def _infer(self, model: str, payload: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        text = self._triton.InferInput(wire.TEXT_INPUT, list(payload.shape), "BYTES")
-        text.set_data_from_numpy(payload)
-        outputs = [
-            self._triton.InferRequestedOutput(wire.SCORES_OUTPUT),
-            self._triton.InferRequestedOutput(wire.PREDICTED_OUTPUT),
-        ]
+    def _infer(self, model: str, payload: Any) -> tuple[Any, Any]:
+        inputs, outputs = inference_inputs(self._triton, payload)
         options: dict[str, Any] = {"headers": self.headers}
         if self.protocol == "grpc":
             options["client_timeout"] = self.timeout
         response = self._call(
-            lambda: self._client.infer(model, [text], outputs=outputs, **options), model
+            lambda: self._client.infer(model, inputs, outputs=outputs, **options), model
         )
-        return response.as_numpy(wire.SCORES_OUTPUT), response.as_numpy(wire.PREDICTED_OUTPUT)
-
-    def _model_config(self, name: str) -> Mapping[str, Any]:
-        if self.protocol == "grpc":
-            return self._client.get_model_config(name, headers=self.headers, as_json=True)["config"]
-        return self._client.get_model_config(name, headers=self.headers)
+        return outputs_of(response)
 
     def _ready_model_names(self) -> list[str]:
-        if self.protocol == "grpc":
-            index = self._call(
-                lambda: self._client.get_model_repository_index(headers=self.headers, as_json=True)
-            ).get("models", [])
-        else:
-            index = self._call(
-                lambda: self._client.get_model_repository_index(headers=self.headers)
-            )
-        return [entry["name"] for entry in index if entry.get("state") == "READY"]
+        index = self._call(
+            lambda: self._client.get_model_repository_index(**self._config_options())
+        )
+        return ready_names(index, self.protocol)
 
     def _call(self, operation: Callable[[], T], model: str | None = None) -> T:
-        """Run a tritonclient call, turning its errors into the SDK's."""
+        """`_attempt`, retried with backoff while the server is unavailable."""
+        for delay in [*self.retry.delays(), None]:
+            try:
+                return self._attempt(operation, model)
+            except ServerUnavailableError:
+                if delay is None:
+                    raise
+                time.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def _attempt(self, operation: Callable[[], T], model: str | None = None) -> T:
+        """Run a tritonclient call once, turning its errors into the SDK's."""
         try:
             return operation()
         except EmotritonError:
             raise
         except InferenceServerException as error:
-            raise self._translate(
-                str(error.status() or ""), error.message() or str(error), model
-            ) from error
+            message = error.message() or str(error)
+            translated = translate(str(error.status() or ""), message, self.url, self.timeout)
+            if translated is None:
+                if model is None:
+                    raise ServerError(message) from error
+                raise ModelNotFoundError(model, [m.name for m in self.models()]) from error
+            raise translated from error
         except TimeoutError as error:
             raise InferenceTimeoutError(
                 f"no answer from {self.url} within {self.timeout}s"
             ) from error
         except OSError as error:  # the HTTP client's connection errors
             raise ServerUnavailableError(self.url, str(error)) from error
-
-    def _translate(self, status: str, message: str, model: str | None) -> EmotritonError:
-        if "UNAVAILABLE" in status or "failed to connect" in message.lower():
-            return ServerUnavailableError(self.url, message)
-        if "DEADLINE_EXCEEDED" in status or "timed out" in message.lower():
-            return InferenceTimeoutError(f"no answer from {self.url} within {self.timeout}s")
-        if model is not None and "unknown model" in message:
-            return ModelNotFoundError(model, [info.name for info in self.models()])
-        if "INVALID_ARGUMENT" in status or status == "400":
-            return InvalidInputError(message)
-        return ServerError(message, status or None)

@@ -73,3 +73,12 @@ class Classification:
     def __repr__(self) -> str:
         best = ", ".join(f"{label}={score:.3f}" for label, score in self.top(3))
         return f"Classification(index={self.index}, labels={list(self.labels)}, top=[{best}])"
+
+
+@dataclass(frozen=True)
+class Health:
+    """The server's liveness and readiness, and each model's readiness (name → ready)."""
+
+    live: bool
+    ready: bool
+    models: Mapping[str, bool]

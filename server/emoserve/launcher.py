@@ -18,9 +18,11 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -89,6 +91,13 @@ def _die_with_parent() -> None:
     with contextlib.suppress(OSError, AttributeError):
         pr_set_pdeathsig = 1
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def _child_setup() -> Callable[[], None] | None:
+    """PR_SET_PDEATHSIG fires when the *thread* that forked the child exits, so it is armed
+    only from the main thread, whose end is the launcher's end; a server started from another
+    thread lives until `stop()`."""
+    return _die_with_parent if threading.current_thread() is threading.main_thread() else None
 
 
 @dataclass(frozen=True)
@@ -206,7 +215,7 @@ class LocalServer:
             stdout=output,
             stderr=subprocess.STDOUT if output else None,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=_child_setup(),
         )
         try:
             self._wait_ready()
