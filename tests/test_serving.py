@@ -208,3 +208,35 @@ def test_cli_reports_errors_without_a_traceback(server) -> None:
     assert run.returncode == 1
     assert run.stderr.startswith("emotriton: error: model 'nope' is not served")
     assert "Traceback" not in run.stderr
+
+
+def test_cli_reads_stdin_and_prints_a_table(server) -> None:
+    url = server.endpoints.grpc_url
+    run = subprocess.run(
+        [*EMOTRITON, "classify", "--model", "emotion", "--url", url, "--format", "table"],
+        input="first text\nsecond text\n",
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr
+    rows = run.stdout.splitlines()
+    assert [row.split()[:3] for row in rows] == [["0", "first", "text"], ["1", "second", "text"]]
+
+
+def test_cli_file_threshold_and_top_k(server, tmp_path) -> None:
+    texts = tmp_path / "texts.txt"
+    texts.write_text("Thank you so much!\nI am furious\n")
+    url = server.endpoints.grpc_url
+    common = ["classify", "--model", "go_emotions", "--url", url, "--file", str(texts)]
+    everything = [
+        json.loads(line) for line in emotriton(*common, "--threshold", "0").stdout.splitlines()
+    ]
+    assert [len(line["labels"]) for line in everything] == [28, 28]
+    top = [
+        json.loads(line)
+        for line in emotriton(*common, "--threshold", "0", "--top-k", "2").stdout.splitlines()
+    ]
+    assert [line["labels"] for line in top] == [line["labels"][:2] for line in everything]
+    run = emotriton(*common, "--threshold", "joy=0", "--threshold", "anger=1")
+    for line in map(json.loads, run.stdout.splitlines()):
+        assert "joy" in line["labels"] and "anger" not in line["labels"]

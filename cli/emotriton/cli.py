@@ -283,27 +283,63 @@ def _serve(args: argparse.Namespace) -> int:
 def _add_classify(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "classify",
-        help="classify texts with a served model; prints one JSON object per text",
+        help="classify texts with a served model",
+        description="Classify TEXTs, or one text per line of --file or of standard input "
+        "(no TEXT, or '-'). Prints one JSON object per text, or a table.",
     )
-    parser.add_argument("texts", nargs="+", metavar="TEXT")
+    parser.add_argument("texts", nargs="*", metavar="TEXT")
     add = _env_default(parser)
     add("--model", required="EMOTRITON_MODEL" not in os.environ, help="served ensemble name")
     add("--url", help="server address, HOST:PORT (default: localhost:8001, or :8000 for http)")
     add("--protocol", choices=["grpc", "http"], default="grpc", help="wire protocol")
-    add("--timeout", type=float, default=60.0, help="seconds to wait for an answer")
+    add("--timeout", type=float, default=60.0, help="seconds to wait for each request")
+    add("--file", type=Path, help="read texts from this file, one per line")
+    add("--top-k", type=int, help="keep at most the K best predicted labels")
+    parser.add_argument(
+        "--threshold",
+        action="append",
+        metavar="T|LABEL=T",
+        help="replace the served thresholds: one number for every label, or LABEL=T (repeatable)",
+    )
+    add("--format", choices=["jsonl", "table"], default="jsonl", help="output format")
     parser.set_defaults(run=_classify)
+
+
+def _threshold(values: list[str] | None) -> float | dict[str, float] | None:
+    if not values:
+        return None
+    if len(values) == 1 and "=" not in values[0]:
+        return float(values[0])
+    pairs = [value.partition("=") for value in values]
+    if any(not sep for _, sep, _ in pairs):
+        raise SystemExit("emotriton classify: --threshold is one number, or LABEL=T pairs")
+    return {label: float(number) for label, _, number in pairs}
+
+
+def _read_texts(args: argparse.Namespace) -> list[str]:
+    if args.file:
+        return args.file.read_text(encoding="utf-8").splitlines()
+    if not args.texts or args.texts == ["-"]:
+        return sys.stdin.read().splitlines()
+    return args.texts
 
 
 def _classify(args: argparse.Namespace) -> int:
     from emoclient import Client
 
+    texts = _read_texts(args)
     with Client(args.url, protocol=args.protocol, timeout=args.timeout) as client:
-        for result in client.classify(args.texts, model=args.model):
-            print(
-                json.dumps(
-                    {"text": args.texts[result.index], **result.to_dict()}, ensure_ascii=False
-                )
-            )
+        results = client.classify(
+            texts, model=args.model, top_k=args.top_k, threshold=_threshold(args.threshold)
+        )
+    for result in results:
+        text = texts[result.index]
+        if args.format == "jsonl":
+            print(json.dumps({"text": text, **result.to_dict()}, ensure_ascii=False))
+        else:
+            shown = text if len(text) <= 48 else text[:47] + "…"
+            labels = ", ".join(f"{label} {result.scores[label]:.2f}" for label in result.labels)
+            print(f"{result.index:>5}  {shown:<48}  {labels or '-'}")
     return 0
 
 
