@@ -343,6 +343,53 @@ def _classify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_loadtest(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "loadtest",
+        help="run Locust headless against a server, or a local one on a repository",
+        description="Load-test a served model with Locust (single texts and batches, weighted "
+        "3:1), write Locust's CSV and HTML reports into --out, and print requests/s, texts/s, "
+        "latency percentiles and failures. Exits 1 if any request failed.",
+    )
+    add = _env_default(parser)
+    add("--model", required="EMOTRITON_MODEL" not in os.environ, help="served ensemble name")
+    add("--url", help="server address, HOST:PORT (default: localhost:8001, or :8000 for http)")
+    add("--repository", type=Path, help="start a local server on this repository instead")
+    add("--protocol", choices=["grpc", "http"], default="grpc", help="wire protocol")
+    add("--users", type=int, default=4, help="concurrent Locust users")
+    add("--spawn-rate", type=float, default=4.0, help="users started per second")
+    add("--duration", type=int, default=30, help="seconds of load")
+    add("--batch-size", type=int, default=16, help="texts in a batch request")
+    add("--corpus", type=Path, help="texts, one per line (default: a go_emotions sample)")
+    add("--out", type=Path, default=Path("build/loadtest"), help="folder for the reports")
+    parser.set_defaults(run=_loadtest)
+
+
+def _loadtest(args: argparse.Namespace) -> int:
+    from contextlib import nullcontext
+
+    from emoclient._core import DEFAULT_URLS
+    from emoload.runner import run_locust
+
+    local = None
+    if args.repository:
+        from emoserve import LocalServer
+
+        local = LocalServer(args.repository)
+    with local or nullcontext():
+        if local is not None:
+            url = local.endpoints.grpc_url if args.protocol == "grpc" else local.endpoints.http_url
+        else:
+            url = args.url or DEFAULT_URLS[args.protocol]
+        summary = run_locust(
+            url, args.protocol, args.model, args.users, args.spawn_rate, args.duration,
+            args.batch_size, args.corpus, args.out,
+        )  # fmt: skip
+    print(f"{args.protocol} {args.users} users: {summary}")
+    print(f"reports: {args.out}/report.html, {args.out}/locust_stats.csv")
+    return 1 if summary.failures else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="emotriton", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
@@ -351,11 +398,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_serve(commands)
     _add_classify(commands)
     _add_eval(commands)
+    _add_loadtest(commands)
     return parser
 
 
 # Every exception class these packages define carries a message written for the user.
-_OWN_PACKAGES = ("emoclient.", "emoexport.", "emoserve.")
+_OWN_PACKAGES = ("emoclient.", "emoexport.", "emoserve.", "emoload.")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,13 @@
+# `emotriton export` without a local Python: docker compose run --rm export [ARGS]
+FROM python:3.11-slim
+WORKDIR /src
+COPY pyproject.toml constraints.txt README.md ./
+COPY client client
+COPY export export
+COPY server server
+COPY loadtest loadtest
+COPY cli cli
+RUN pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu torch==2.13.0 \
+ && pip install --no-cache-dir -c constraints.txt ".[export]"
+WORKDIR /work
+ENTRYPOINT ["emotriton"]

@@ -1,0 +1,5 @@
+# NGC Triton 24.10 = Triton 2.51.0, the binary `emotriton serve` runs from nvidia-pytriton.
+# Its Python (3.10) runs the tokenizer and postprocess models; they need tokenizers, which the
+# image lacks (numpy is there). The encoder runs on the image's native onnxruntime backend.
+FROM nvcr.io/nvidia/tritonserver:24.10-py3
+RUN pip install --no-cache-dir "tokenizers==0.23.3" "numpy<2"

@@ -1,0 +1,111 @@
+"""The docker-compose deployment, checked as far as it can be without a Docker engine."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sysconfig
+import urllib.request
+from pathlib import Path
+
+import pytest
+import tritonclient.http as httpclient
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES = COMPOSE["services"]
+DEFAULT = re.compile(r"\$\{(\w+):-([^}]*)\}")
+
+
+def with_defaults(value: str) -> str:
+    """A compose string with each ${VAR:-default} replaced by its default."""
+    return DEFAULT.sub(lambda match: match.group(2), value)
+
+
+def triton_version_of_ngc_tag(tag: str) -> str:
+    """NGC YY.MM → Triton 2.N: 24.01 was 2.42, one minor version a month."""
+    year, month = (int(part) for part in tag.split("-")[0].split("."))
+    return f"2.{42 + (year - 24) * 12 + (month - 1)}.0"
+
+
+@pytest.mark.e2e
+def test_the_image_runs_the_same_triton_as_the_local_server(server) -> None:
+    base = re.search(
+        r"^FROM nvcr.io/nvidia/tritonserver:(\S+)$",
+        (ROOT / "deploy/triton.Dockerfile").read_text(),
+        re.M,
+    )
+    assert base, "the Triton image must be NGC's tritonserver"
+    metadata = httpclient.InferenceServerClient(server.endpoints.http_url).get_server_metadata()
+    assert triton_version_of_ngc_tag(base.group(1)) == metadata["version"] == "2.51.0"
+
+
+def test_mounted_paths_exist() -> None:
+    for name, service in SERVICES.items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("."):
+                assert (ROOT / source).exists(), f"{name} mounts missing {source}"
+    assert "./model_repository:/models:ro" in SERVICES["triton"]["volumes"]
+
+
+def test_ports_bind_to_loopback_by_default() -> None:
+    published = [port for service in SERVICES.values() for port in service.get("ports", [])]
+    assert published
+    for port in published:
+        assert with_defaults(port).startswith("127.0.0.1:"), port
+    assert {with_defaults(p).split(":")[1] for p in SERVICES["triton"]["ports"]} == {
+        "8000",
+        "8001",
+        "8002",
+    }
+
+
+def test_triton_is_health_checked_and_has_shared_memory() -> None:
+    triton = SERVICES["triton"]
+    assert "/v2/health/ready" in " ".join(triton["healthcheck"]["test"])
+    assert triton["shm_size"]
+
+
+def test_the_gpu_override_reserves_devices() -> None:
+    override = yaml.safe_load((ROOT / "docker-compose.gpu.yml").read_text())
+    (device,) = override["services"]["triton"]["deploy"]["resources"]["reservations"]["devices"]
+    assert device["driver"] == "nvidia" and "gpu" in device["capabilities"]
+
+
+def test_prometheus_scrapes_tritons_metrics_port() -> None:
+    config = yaml.safe_load((ROOT / "deploy/prometheus.yml").read_text())
+    targets = [
+        t for job in config["scrape_configs"] for c in job["static_configs"] for t in c["targets"]
+    ]
+    assert targets == ["triton:8002"]
+    assert any(with_defaults(p).endswith(":8002") for p in SERVICES["triton"]["ports"])
+
+
+@pytest.mark.e2e
+def test_the_dashboard_uses_only_metrics_triton_exposes(server) -> None:
+    """Every nv_* series the dashboard queries is on the real server's /metrics."""
+    dashboard = json.loads((ROOT / "deploy/grafana/dashboards/emotriton.json").read_text())
+    used = {
+        metric
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for metric in re.findall(r"\bnv_\w+", target["expr"])
+    }
+    assert {"nv_inference_request_success", "nv_inference_queue_duration_us"} <= used
+    with urllib.request.urlopen(server.endpoints.metrics_url, timeout=10) as response:
+        exposed = set(re.findall(r"^(nv_\w+)", response.read().decode(), re.M))
+    assert used <= exposed, used - exposed
+
+
+def test_the_python_models_run_on_the_images_python() -> None:
+    """NGC 24.10 runs python-backend models with its Python 3.10."""
+    vermin = Path(sysconfig.get_path("scripts")) / "vermin"
+    run = subprocess.run(
+        [str(vermin), "--target=3.10-", "--violations", "--no-tips",
+         str(ROOT / "export/emoexport/triton_models")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
