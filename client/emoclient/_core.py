@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+from tritonclient.utils import InferenceServerException
 
 from . import protocol as wire
 from .errors import (
@@ -20,7 +21,7 @@ from .errors import (
     ServerError,
     ServerUnavailableError,
 )
-from .results import Classification, ModelInfo
+from .results import Classification, Health, ModelInfo
 
 Protocol = Literal["grpc", "http"]
 Threshold = float | Mapping[str, float] | None
@@ -149,6 +150,25 @@ def translate(status: str, message: str, url: str, timeout: float | None) -> Emo
     if "INVALID_ARGUMENT" in status or status == "400":
         return InvalidInputError(message)
     return ServerError(message, status or None)
+
+
+def sdk_error(error: Exception, url: str, timeout: float | None) -> EmotritonError | None:
+    """The SDK's error for an exception from tritonclient (or its HTTP stack); None when the
+    model is unknown, which the caller reports with the names of the served models. Any
+    other exception is not the server's answer: it is raised as it is."""
+    if isinstance(error, InferenceServerException):
+        return translate(str(error.status() or ""), error.message() or str(error), url, timeout)
+    if isinstance(error, TimeoutError):
+        return InferenceTimeoutError(f"no answer from {url} within {timeout}s")
+    if isinstance(error, OSError):  # the HTTP clients' connection errors
+        return ServerUnavailableError(url, str(error))
+    raise error
+
+
+def health_of(live: bool, ready: bool, index: Any, protocol: Protocol) -> Health:
+    entries = index.get("models", []) if protocol == "grpc" else index
+    models = {entry["name"]: entry.get("state") == "READY" for entry in entries}
+    return Health(live=bool(live), ready=bool(ready), models=models)
 
 
 def inference_inputs(module: Any, payload: np.ndarray) -> tuple[list[Any], list[Any]]:

@@ -9,8 +9,6 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
-from tritonclient.utils import InferenceServerException
-
 from ._core import (
     DEFAULT_MAX_TEXT_BYTES,
     DEFAULT_URLS,
@@ -22,15 +20,15 @@ from ._core import (
     config_of,
     encode_texts,
     grpc_channel_args,
+    health_of,
     inference_inputs,
     outputs_of,
     ready_names,
+    sdk_error,
     texts_of,
-    translate,
 )
 from .errors import (
     EmotritonError,
-    InferenceTimeoutError,
     ModelNotFoundError,
     ServerError,
     ServerUnavailableError,
@@ -155,9 +153,7 @@ class AsyncClient:
             )
         except ServerUnavailableError:
             return Health(live=False, ready=False, models={})
-        entries = index.get("models", []) if self.protocol == "grpc" else index
-        models = {entry["name"]: entry.get("state") == "READY" for entry in entries}
-        return Health(live=bool(live), ready=bool(ready), models=models)
+        return health_of(live, ready, index, self.protocol)
 
     async def close(self) -> None:
         await self._client.close()
@@ -206,17 +202,10 @@ class AsyncClient:
             return await asyncio.wait_for(operation(), self.timeout)
         except EmotritonError:
             raise
-        except InferenceServerException as error:
-            message = error.message() or str(error)
-            translated = translate(str(error.status() or ""), message, self.url, self.timeout)
-            if translated is None:
-                if model is None:
-                    raise ServerError(message) from error
-                raise ModelNotFoundError(model, [m.name for m in await self.models()]) from error
-            raise translated from error
-        except TimeoutError as error:
-            raise InferenceTimeoutError(
-                f"no answer from {self.url} within {self.timeout}s"
-            ) from error
-        except OSError as error:  # aiohttp's connection errors
-            raise ServerUnavailableError(self.url, str(error)) from error
+        except Exception as error:
+            translated = sdk_error(error, self.url, self.timeout)
+            if translated is not None:
+                raise translated from error
+            if model is None:
+                raise ServerError(str(error)) from error
+            raise ModelNotFoundError(model, [m.name for m in await self.models()]) from error

@@ -8,8 +8,6 @@ from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
-from tritonclient.utils import InferenceServerException
-
 from ._core import (
     DEFAULT_MAX_TEXT_BYTES,
     DEFAULT_URLS,
@@ -21,15 +19,15 @@ from ._core import (
     config_of,
     connection_options,
     encode_texts,
+    health_of,
     inference_inputs,
     outputs_of,
     ready_names,
+    sdk_error,
     texts_of,
-    translate,
 )
 from .errors import (
     EmotritonError,
-    InferenceTimeoutError,
     ModelNotFoundError,
     ServerError,
     ServerUnavailableError,
@@ -150,9 +148,7 @@ class Client:
             )
         except ServerUnavailableError:
             return Health(live=False, ready=False, models={})
-        entries = index.get("models", []) if self.protocol == "grpc" else index
-        models = {entry["name"]: entry.get("state") == "READY" for entry in entries}
-        return Health(live=bool(live), ready=bool(ready), models=models)
+        return health_of(live, ready, index, self.protocol)
 
     def close(self) -> None:
         self._client.close()
@@ -204,17 +200,10 @@ class Client:
             return operation()
         except EmotritonError:
             raise
-        except InferenceServerException as error:
-            message = error.message() or str(error)
-            translated = translate(str(error.status() or ""), message, self.url, self.timeout)
-            if translated is None:
-                if model is None:
-                    raise ServerError(message) from error
-                raise ModelNotFoundError(model, [m.name for m in self.models()]) from error
-            raise translated from error
-        except TimeoutError as error:
-            raise InferenceTimeoutError(
-                f"no answer from {self.url} within {self.timeout}s"
-            ) from error
-        except OSError as error:  # the HTTP client's connection errors
-            raise ServerUnavailableError(self.url, str(error)) from error
+        except Exception as error:
+            translated = sdk_error(error, self.url, self.timeout)
+            if translated is not None:
+                raise translated from error
+            if model is None:
+                raise ServerError(str(error)) from error
+            raise ModelNotFoundError(model, [m.name for m in self.models()]) from error
