@@ -90,8 +90,20 @@ def test_invalid_utf8_fails_only_its_own_request(tokenizer_model) -> None:
 
 def test_decode_texts_names_the_bad_index() -> None:
     with pytest.raises(tokenizer.InvalidText) as caught:
-        tokenizer.decode_texts(texts_tensor("a", "b", b"\xc3\x28"))
+        tokenizer.decode_texts(texts_tensor("a", "b", b"\xc3\x28"), max_text_bytes=100)
     assert caught.value.index == 2
+
+
+def test_a_text_over_the_byte_limit_fails_only_its_own_request(tokenizer_model) -> None:
+    limit = tokenizer_model.max_text_bytes
+    assert limit == 1 << 20  # published in the config, as emoclient's default
+    requests = [
+        fake_pb_utils.InferenceRequest(TEXT=texts_tensor("fine")),
+        fake_pb_utils.InferenceRequest(TEXT=texts_tensor("ok", "é" * limit)),
+    ]
+    good, too_long = tokenizer_model.execute(requests)
+    assert good.error is None
+    assert f"text 1: {2 * limit} bytes, over the {limit}-byte limit" in too_long.error.message()
 
 
 @pytest.mark.parametrize("logit", [-1000.0, -30.0, -1.5, 0.0, 2.0, 40.0, 1000.0])

@@ -240,3 +240,23 @@ def test_cli_file_threshold_and_top_k(server, tmp_path) -> None:
     run = emotriton(*common, "--threshold", "joy=0", "--threshold", "anger=1")
     for line in map(json.loads, run.stdout.splitlines()):
         assert "joy" in line["labels"] and "anger" not in line["labels"]
+
+
+def test_a_huge_text_from_another_client_is_refused_alone(server) -> None:
+    """2 MiB of text sent straight to Triton: refused before tokenising, others unaffected."""
+    raw = grpcclient.InferenceServerClient(server.endpoints.grpc_url)
+
+    def send(payload: bytes) -> str:
+        text = grpcclient.InferInput("TEXT", [1, 1], "BYTES")
+        text.set_data_from_numpy(np.array([[payload]], dtype=object))
+        try:
+            raw.infer("emotion", [text])
+            return "ok"
+        except Exception as error:  # tritonclient's InferenceServerException
+            return str(error)
+
+    payloads = [b"word " * (2 << 18) if i == 0 else b"a short text" for i in range(8)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        huge, *others = pool.map(send, payloads)
+    assert "INVALID_ARGUMENT" in huge and "byte limit" in huge
+    assert others == ["ok"] * 7

@@ -26,9 +26,7 @@ from .results import Classification, Health, ModelInfo
 Protocol = Literal["grpc", "http"]
 Threshold = float | Mapping[str, float] | None
 DEFAULT_URLS = {"grpc": "localhost:8001", "http": "localhost:8000"}
-# Texts are truncated to the model's max_length tokens on the server; a text this long only
-# costs transfer and tokenisation, so it is refused before it is sent.
-DEFAULT_MAX_TEXT_BYTES = 1 << 20
+DEFAULT_MAX_TEXT_BYTES = wire.MAX_TEXT_BYTES
 
 
 @dataclass(frozen=True)

@@ -19,3 +19,8 @@ PARAM_THRESHOLD_PROFILE = "threshold_profile"
 PARAM_MAX_LENGTH = "max_length"
 
 CONTRACT_VERSION = "1"
+
+# The longest text, in UTF-8 bytes, that the SDK sends and the tokenizer model accepts: far
+# beyond any model's max_length tokens, and short enough that tokenising it never holds up the
+# requests queued behind it. The served limit is the tokenizer config's `max_text_bytes`.
+MAX_TEXT_BYTES = 1 << 20

@@ -73,7 +73,13 @@ def tokenizer_config(
         instance_group=[{"kind": mc.ModelInstanceGroup.KIND_CPU, "count": 1}],
     )
     _parameters(
-        config, {"max_length": str(max_length), "pad_token": pad_token, "pad_id": str(pad_id)}
+        config,
+        {
+            "max_length": str(max_length),
+            "pad_token": pad_token,
+            "pad_id": str(pad_id),
+            "max_text_bytes": str(protocol.MAX_TEXT_BYTES),
+        },
     )
     return _batched(config, batching, batching.max_queue_delay_us)
 

@@ -2,8 +2,9 @@
 
 All the texts of all the requests in one dynamic batch are tokenised together and padded to one
 length, so that the encoder's batcher, which merges only same-shaped requests, can merge them.
-Text beyond `max_length` tokens is truncated. A request whose bytes are not UTF-8 gets an error
-response of its own; the other requests of the batch are served as usual.
+Text beyond `max_length` tokens is truncated. A request with a text that is not UTF-8, or longer
+than `max_text_bytes` (whose tokenisation would hold up every request queued behind it), gets an
+error response of its own; the other requests of the batch are served as usual.
 """
 
 from __future__ import annotations
@@ -44,15 +45,15 @@ def load_tokenizer(path: str | Path, max_length: int, pad_token: str, pad_id: in
     return tokenizer
 
 
-def decode_texts(raw: np.ndarray) -> list[str]:
+def decode_texts(raw: np.ndarray, max_text_bytes: int) -> list[str]:
     """UTF-8 texts from a BYTES tensor of shape [batch, 1]."""
     texts = []
     for index, item in enumerate(raw.reshape(-1)):
-        if isinstance(item, str):
-            texts.append(item)
-            continue
+        data = item.encode("utf-8") if isinstance(item, str) else bytes(item)
+        if len(data) > max_text_bytes:
+            raise InvalidText(index, f"{len(data)} bytes, over the {max_text_bytes}-byte limit")
         try:
-            texts.append(bytes(item).decode("utf-8"))
+            texts.append(data.decode("utf-8"))
         except UnicodeDecodeError as error:
             raise InvalidText(
                 index, f"not valid UTF-8 ({error.reason} at byte {error.start})"
@@ -84,6 +85,7 @@ class TritonPythonModel:
             pad_token=_parameter(config, "pad_token"),
             pad_id=int(_parameter(config, "pad_id")),
         )
+        self.max_text_bytes = int(_parameter(config, "max_text_bytes"))
 
     def execute(self, requests: list[Any]) -> list[Any]:
         responses: list[Any] = [None] * len(requests)
@@ -92,7 +94,7 @@ class TritonPythonModel:
         for position, request in enumerate(requests):
             raw = pb_utils.get_input_tensor_by_name(request, self.text_input).as_numpy()
             try:
-                decoded = decode_texts(raw)
+                decoded = decode_texts(raw, self.max_text_bytes)
             except InvalidText as error:
                 responses[position] = pb_utils.InferenceResponse(
                     error=pb_utils.TritonError(str(error), pb_utils.TritonError.INVALID_ARG)
