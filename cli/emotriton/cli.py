@@ -238,12 +238,21 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:
     add("--grpc-port", type=int, default=8001, help="gRPC port")
     add("--metrics-port", type=int, default=8002, help="Prometheus metrics port")
     add("--log-verbose", type=int, default=0, help="Triton log verbosity (0 = info)")
+    add("--grpc-tls-cert", type=Path, help="PEM server certificate: serve gRPC over TLS")
+    add("--grpc-tls-key", type=Path, help="PEM key of --grpc-tls-cert")
+    add("--grpc-tls-client-ca", type=Path, help="PEM CA that client certificates must chain to")
     parser.set_defaults(run=_serve)
 
 
 def _serve(args: argparse.Namespace) -> int:
     from emoclient import Client
-    from emoserve import LocalServer
+    from emoserve import GrpcTls, LocalServer
+
+    tls = None
+    if args.grpc_tls_cert or args.grpc_tls_key:
+        if not (args.grpc_tls_cert and args.grpc_tls_key):
+            raise SystemExit("emotriton serve: --grpc-tls-cert and --grpc-tls-key go together")
+        tls = GrpcTls(args.grpc_tls_cert, args.grpc_tls_key, args.grpc_tls_client_ca)
 
     def terminate(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
@@ -257,11 +266,12 @@ def _serve(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port,
         log_verbose=args.log_verbose,
         stream_logs=True,
+        grpc_tls=tls,
     )
     try:
         server.start()
         endpoints = server.endpoints
-        with Client(endpoints.grpc_url) as client:
+        with Client(endpoints.http_url, protocol="http") as client:
             names = [info.name for info in client.models()]
         print(
             f"\nemotriton: serving {', '.join(names) or 'no emotion models'} "

@@ -101,6 +101,27 @@ def _child_setup() -> Callable[[], None] | None:
 
 
 @dataclass(frozen=True)
+class GrpcTls:
+    """TLS on the gRPC port (Triton serves HTTP without it). With `client_ca`, clients must
+    present a certificate that CA signed (mutual TLS)."""
+
+    certificate: Path
+    key: Path
+    client_ca: Path | None = None
+
+    def arguments(self) -> list[str]:
+        mode = "--grpc-use-ssl-mutual=true" if self.client_ca else "--grpc-use-ssl=true"
+        arguments = [
+            mode,
+            f"--grpc-server-cert={self.certificate}",
+            f"--grpc-server-key={self.key}",
+        ]
+        if self.client_ca:
+            arguments.append(f"--grpc-root-cert={self.client_ca}")
+        return arguments
+
+
+@dataclass(frozen=True)
 class Endpoints:
     host: str
     http_port: int
@@ -143,6 +164,7 @@ class LocalServer:
         stream_logs: bool = False,
         startup_timeout: float = 180.0,
         exit_timeout: float = 15.0,
+        grpc_tls: GrpcTls | None = None,
     ) -> None:
         self.repository = Path(repository).resolve()
         if not self.repository.is_dir():
@@ -157,6 +179,7 @@ class LocalServer:
         self.stream_logs = stream_logs
         self.startup_timeout = startup_timeout
         self.exit_timeout = exit_timeout
+        self.grpc_tls = grpc_tls
         self._workdir: Path | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._log = None
@@ -181,6 +204,7 @@ class LocalServer:
             f"--exit-timeout-secs={int(self.exit_timeout)}",
             "--disable-auto-complete-config",
             "--strict-readiness=true",
+            *(self.grpc_tls.arguments() if self.grpc_tls else []),
         ]
 
     def environment(self, distribution: TritonDistribution) -> dict[str, str]:
