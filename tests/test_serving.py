@@ -164,18 +164,24 @@ def test_client_rejects_what_cannot_be_sent(client: Client) -> None:
     assert surrogate.value.index == 2
 
 
+def send_raw(raw: grpcclient.InferenceServerClient, model: str, payload: bytes) -> str:
+    """One text's raw bytes straight to Triton, as a client other than emoclient may send
+    them; "ok", or the server's error."""
+    text = grpcclient.InferInput("TEXT", [1, 1], "BYTES")
+    text.set_data_from_numpy(np.array([[payload]], dtype=object))
+    try:
+        raw.infer(model, [text])
+        return "ok"
+    except Exception as error:  # tritonclient's InferenceServerException
+        return str(error)
+
+
 def test_invalid_utf8_fails_alone_and_the_server_stays_healthy(server) -> None:
     """Raw bytes from another client: that request gets INVALID_ARGUMENT, the others succeed."""
     raw = grpcclient.InferenceServerClient(server.endpoints.grpc_url)
 
     def send(payload: bytes) -> str:
-        text = grpcclient.InferInput("TEXT", [1, 1], "BYTES")
-        text.set_data_from_numpy(np.array([[payload]], dtype=object))
-        try:
-            raw.infer("go_emotions", [text])
-            return "ok"
-        except Exception as error:  # tritonclient's InferenceServerException
-            return str(error)
+        return send_raw(raw, "go_emotions", payload)
 
     payloads = [
         b"\xff\xfe not utf-8" if i % 4 == 0 else f"fine text {i}".encode() for i in range(32)
@@ -247,13 +253,7 @@ def test_a_huge_text_from_another_client_is_refused_alone(server) -> None:
     raw = grpcclient.InferenceServerClient(server.endpoints.grpc_url)
 
     def send(payload: bytes) -> str:
-        text = grpcclient.InferInput("TEXT", [1, 1], "BYTES")
-        text.set_data_from_numpy(np.array([[payload]], dtype=object))
-        try:
-            raw.infer("emotion", [text])
-            return "ok"
-        except Exception as error:  # tritonclient's InferenceServerException
-            return str(error)
+        return send_raw(raw, "emotion", payload)
 
     payloads = [b"word " * (2 << 18) if i == 0 else b"a short text" for i in range(8)]
     with ThreadPoolExecutor(max_workers=4) as pool:
