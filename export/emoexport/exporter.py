@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
 from tritonclient.grpc import model_config_pb2 as mc
 
 from emoclient import protocol
@@ -140,6 +141,28 @@ class _Ensemble:
         self._add(config, files, {protocol.TEXT_INPUT: protocol.TEXT_INPUT}, _same(input_names))
         return path
 
+    def encoder(
+        self,
+        hf_tokenizer,
+        input_names: Sequence[str],
+        max_length: int,
+        module: torch.nn.Module,
+        output: TensorSpec,
+        log: Log,
+    ) -> tuple[Path, Path]:
+        """The tokenizer and encoder models; returns their tokenizer.json and model.onnx, which
+        the parity gate checks before anything is installed."""
+        tokenizer_json = self.tokenizer(hf_tokenizer, input_names, max_length)
+        onnx_path = self.work / "model.onnx"
+        log(f"exporting ONNX (inputs: {', '.join(input_names)})")
+        sample = _trace_sample(hf_tokenizer, input_names, max_length)
+        export_onnx(module, sample, onnx_path, output.name)
+        inputs = [TensorSpec(name, mc.TYPE_INT64, [-1]) for name in input_names]
+        self.onnx_model(
+            "encoder", onnx_path, inputs, [output], _same(input_names), _same([output.name])
+        )
+        return tokenizer_json, onnx_path
+
     def onnx_model(
         self,
         part: str,
@@ -213,10 +236,6 @@ def _same(names: Sequence[str]) -> dict[str, str]:
     return {name: name for name in names}
 
 
-def _int64_inputs(names: Sequence[str]) -> list[TensorSpec]:
-    return [TensorSpec(name, mc.TYPE_INT64, [-1]) for name in names]
-
-
 def _trace_sample(hf_tokenizer, input_names: Sequence[str], max_length: int) -> dict:
     encoded = hf_tokenizer(
         sample_texts(max_length)[:2],
@@ -246,21 +265,16 @@ def export_classifier(source: str, options: ExportOptions, log: Log = _quiet) ->
     num_labels = len(scheme.labels)
     with tempfile.TemporaryDirectory(prefix="emotriton-export-") as scratch:
         ensemble = _Ensemble(options, Path(scratch))
-        tokenizer_json = ensemble.tokenizer(classifier.tokenizer, inputs, max_length)
-        onnx_path = Path(scratch) / "model.onnx"
-        log(f"exporting ONNX (inputs: {', '.join(inputs)})")
-        sample = _trace_sample(classifier.tokenizer, inputs, max_length)
+        logits = TensorSpec("logits", mc.TYPE_FP32, [num_labels])
         logits_model = LogitsModel(classifier.model, classifier.logits_output)
-        export_onnx(logits_model, sample, onnx_path, "logits")
+        tokenizer_json, onnx_path = ensemble.encoder(
+            classifier.tokenizer, inputs, max_length, logits_model, logits, log
+        )
         log("checking parity with PyTorch")
         parity = check_parity(
             classifier, scheme, onnx_path, tokenizer_json, max_length, options.tolerance
         )
         log(str(parity))
-        logits = TensorSpec("logits", mc.TYPE_FP32, [num_labels])
-        ensemble.onnx_model(
-            "encoder", onnx_path, _int64_inputs(inputs), [logits], _same(inputs), _same(["logits"])
-        )
         folders = ensemble.finish(scheme, [logits], _same(["logits"]), "logits", max_length)
         models = install(folders, options.repository, options.name, options.overwrite)
     return ExportResult(options.name, models, scheme, max_length, parity)
@@ -292,23 +306,13 @@ def export_embedding_classifier(
     inputs, max_length, dim = encoder.input_names, encoder.max_length, encoder.dimension
     with tempfile.TemporaryDirectory(prefix="emotriton-export-") as scratch:
         ensemble = _Ensemble(options, Path(scratch))
-        tokenizer_json = ensemble.tokenizer(encoder.tokenizer, inputs, max_length)
-        onnx_path = Path(scratch) / "model.onnx"
-        log(f"exporting ONNX (inputs: {', '.join(inputs)})")
-        sample = _trace_sample(encoder.tokenizer, inputs, max_length)
-        export_onnx(EmbeddingModel(encoder.model), sample, onnx_path, EMBEDDING_OUTPUT)
+        embedding = TensorSpec(EMBEDDING_OUTPUT, mc.TYPE_FP32, [dim])
+        tokenizer_json, onnx_path = ensemble.encoder(
+            encoder.tokenizer, inputs, max_length, EmbeddingModel(encoder.model), embedding, log
+        )
         log("checking parity with sentence-transformers")
         parity = check_embedding_parity(encoder, head, onnx_path, tokenizer_json, options.tolerance)
         log(str(parity))
-        embedding = TensorSpec(EMBEDDING_OUTPUT, mc.TYPE_FP32, [dim])
-        ensemble.onnx_model(
-            "encoder",
-            onnx_path,
-            _int64_inputs(inputs),
-            [embedding],
-            _same(inputs),
-            _same([EMBEDDING_OUTPUT]),
-        )
         pairs = [TensorSpec(label, mc.TYPE_FP32, [2]) for label in head.labels]
         # Label names become ensemble tensors; the prefix keeps them apart from other tensors.
         pair_tensors = {label: f"head.{label}" for label in head.labels}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -29,10 +30,15 @@ class Head:
     labels: tuple[str, ...]
     thresholds: tuple[float, ...]
 
+    @cached_property
+    def session(self) -> ort.InferenceSession:
+        """The head in onnxruntime, loaded once."""
+        return ort.InferenceSession(str(self.onnx_path), providers=["CPUExecutionProvider"])
+
     def positive_probabilities(self, embeddings: np.ndarray) -> np.ndarray:
         """[batch, labels]: each label's P(positive), in label order, by onnxruntime."""
-        session = ort.InferenceSession(str(self.onnx_path), providers=["CPUExecutionProvider"])
-        outputs = session.run(list(self.labels), {self.input_name: embeddings.astype(np.float32)})
+        inputs = {self.input_name: embeddings.astype(np.float32)}
+        outputs = self.session.run(list(self.labels), inputs)
         return np.stack([pair[:, 1] for pair in outputs], axis=1)
 
 
