@@ -23,11 +23,11 @@ from transformers.utils import logging as transformers_logging
 from tritonclient.grpc import model_config_pb2 as mc
 
 from emoclient import Client
-from emoexport import toy_models
 from emoexport.exporter import ExportOptions, export_classifier, export_embedding_classifier
-from emoexport.sentence_encoder import MINILM_L6
+from emoexport.locate import MINILM_L6
 from emoexport.triton_models import postprocess, tokenizer
 from emoserve import LocalServer
+from emotrain import toy_models
 
 ROOT = Path(__file__).resolve().parent.parent
 NAME = "bench"

@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from emoclient import Client
-from emoexport.datasets import load_split
 from emoexport.head import load_head
-from emoexport.sentence_encoder import MINILM_L6, cached_embeddings, load_sentence_encoder
+from emoexport.locate import MINILM_L6
+from emoexport.sentence_encoder import cached_embeddings, load_sentence_encoder
+from emotrain.datasets import load_split
 
 ROOT = Path(__file__).resolve().parent.parent
 

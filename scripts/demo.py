@@ -13,7 +13,7 @@ from transformers.utils import logging as transformers_logging
 
 from emoclient import Client
 from emoexport.exporter import ExportOptions, export_embedding_classifier
-from emoexport.sentence_encoder import MINILM_L6
+from emoexport.locate import MINILM_L6
 from emoserve import LocalServer
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -17,7 +17,6 @@ from transformers import AutoModel, AutoModelForSequenceClassification, AutoToke
 from transformers.utils import logging as transformers_logging
 
 from emoclient import Client
-from emoexport import toy_models
 from emoexport.exporter import (
     ExportOptions,
     ExportResult,
@@ -25,9 +24,12 @@ from emoexport.exporter import (
     export_embedding_classifier,
 )
 from emoexport.head import load_head
-from emoexport.recipes import GO_EMOTIONS_CARD_THRESHOLDS, GO_EMOTIONS_LABELS
-from emoexport.sentence_encoder import MINILM_L6, load_sentence_encoder
+from emoexport.labels import GO_EMOTIONS_LABELS
+from emoexport.locate import MINILM_L6
+from emoexport.recipes import GO_EMOTIONS_CARD_THRESHOLDS
+from emoexport.sentence_encoder import load_sentence_encoder
 from emoserve import LocalServer
+from emotrain import toy_models
 
 transformers_logging.set_verbosity_error()
 transformers_logging.disable_progress_bar()

@@ -13,6 +13,8 @@ import pytest
 import tritonclient.http as httpclient
 import yaml
 
+from emoserve.launcher import SERVER_FLAGS
+
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
@@ -40,6 +42,12 @@ def test_the_image_runs_the_same_triton_as_the_local_server(server) -> None:
     assert base, "the Triton image must be NGC's tritonserver"
     metadata = httpclient.InferenceServerClient(server.endpoints.http_url).get_server_metadata()
     assert triton_version_of_ngc_tag(base.group(1)) == metadata["version"] == "2.51.0"
+
+
+def test_compose_starts_triton_with_the_local_servers_flags() -> None:
+    command = SERVICES["triton"]["command"]
+    assert command[:2] == ["tritonserver", "--model-repository=/models"]
+    assert tuple(command[2:]) == SERVER_FLAGS
 
 
 def test_mounted_paths_exist() -> None:

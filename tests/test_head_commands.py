@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emoexport import toy_models
-from emoexport.datasets import load_split
 from emoexport.exporter import ExportOptions, export_embedding_classifier
 from emoexport.head import load_head
-from emoexport.metrics import evaluate
 from emoexport.sentence_encoder import load_sentence_encoder
 from emoserve import LocalServer
+from emotrain import toy_models
+from emotrain.datasets import load_split
+from emotrain.metrics import evaluate
 
 from .conftest import EMOTRITON, MAX_LENGTH
 

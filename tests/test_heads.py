@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score, matthews_corrcoef, precision_recall_fscore_support
 
-from emoexport import toy_models
-from emoexport.datasets import DatasetError, load_split
 from emoexport.errors import SourceError
 from emoexport.head import load_head
-from emoexport.head_training import HeadNet, HeadSettings, train, tune_thresholds, write_head
-from emoexport.metrics import evaluate
+from emotrain import toy_models
+from emotrain.datasets import DatasetError, load_split
+from emotrain.head_training import HeadNet, HeadSettings, train, tune_thresholds, write_head
+from emotrain.metrics import evaluate
 
 DATA = Path(os.environ.get("EMOTRITON_SHARED_DATA", Path(__file__).parents[2] / "shared" / "data"))
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"no datasets at {DATA}")

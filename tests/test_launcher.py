@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from emoserve import LocalServer, ServerError
+from emoserve import LauncherError, LocalServer
 from emoserve.launcher import free_port
 
 from .conftest import EMOTRITON
@@ -88,7 +88,7 @@ def test_a_broken_repository_fails_with_the_servers_reason(tmp_path: Path) -> No
     model = tmp_path / "broken"
     (model / "1").mkdir(parents=True)
     (model / "config.pbtxt").write_text('backend: "no_such_backend"\nmax_batch_size: 1\n')
-    with pytest.raises(ServerError) as caught:
+    with pytest.raises(LauncherError) as caught:
         LocalServer(tmp_path, startup_timeout=60).start()
     assert "no_such_backend" in str(caught.value)
 

@@ -13,6 +13,7 @@ from transformers import AutoTokenizer
 from tritonclient.grpc import model_config_pb2 as mc
 
 from emoexport import configs
+from emoexport.errors import LabelSchemeError
 from emoexport.labels import LabelScheme
 from emoexport.triton_models import postprocess, tokenizer
 
@@ -192,13 +193,13 @@ def postprocess_model(scheme: LabelScheme, inputs, layout: str) -> postprocess.T
 
 
 def test_label_scheme_validates_thresholds() -> None:
-    with pytest.raises(ValueError, match="2 thresholds for 3 labels"):
+    with pytest.raises(LabelSchemeError, match="2 thresholds for 3 labels"):
         LabelScheme(("a", "b", "c"), "sigmoid", "threshold", (0.5, 0.5))
-    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+    with pytest.raises(LabelSchemeError, match=r"\[0, 1\]"):
         LabelScheme(("a",), "sigmoid", "threshold", (1.5,))
-    with pytest.raises(ValueError, match="unique"):
+    with pytest.raises(LabelSchemeError, match="unique"):
         LabelScheme(("a", "a"), "softmax", "argmax")
-    with pytest.raises(ValueError, match="only with it"):
+    with pytest.raises(LabelSchemeError, match="only with it"):
         LabelScheme(("a",), "softmax", "argmax", (0.5,))
     assert json.loads(LabelScheme(("x", "y"), "softmax", "argmax").parameters()["labels"]) == [
         "x",

@@ -12,16 +12,9 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 from emoclient import Client
 from emoexport.errors import SourceError
 from emoexport.exporter import ExportOptions, export_classifier
-from emoexport.onnx_export import LogitsNotFoundError, find_logits
-from emoexport.recipes import (
-    EMOTION_LABELS,
-    GO_EMOTIONS_CARD_THRESHOLDS,
-    RECIPES,
-    SEMEVAL_LABELS,
-    recipe_named,
-    select_recipe,
-)
-from emoexport.source import read_config
+from emoexport.labels import EMOTION_LABELS, SEMEVAL_LABELS
+from emoexport.recipes import GO_EMOTIONS_CARD_THRESHOLDS, RECIPES, recipe_named, select_recipe
+from emoexport.source import LogitsNotFoundError, find_logits, read_config
 
 from .conftest import build_remote_code_model
 

@@ -1,42 +1,136 @@
 """Export a Hugging Face classifier to Triton, serve a model repository, classify texts.
 
-Every option can also be set by an environment variable, named in its help text. Subcommands
-import their heavy dependencies only when they run, so `classify` works with the SDK alone.
+Every option can also be set by an environment variable, named in its help text and read only by
+the command that runs. Subcommands import their heavy dependencies only when they run, so
+`classify` works with the SDK alone.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from emoclient import EmotritonError
+from emoclient._core import DEFAULT_URLS
+
+
+class UsageError(EmotritonError):
+    """A command line or environment variable that cannot be used as it is."""
+
+
+@dataclass(frozen=True)
+class _EnvOption:
+    """An option that an environment variable may set, read only when its command runs."""
+
+    action: argparse.Action
+    variable: str
+    default: Any
+    required: bool
+
+    def resolve(self, args: argparse.Namespace) -> None:
+        """Command line first, then the variable, then the default."""
+        if getattr(args, self.action.dest) is not None:
+            return
+        raw = os.environ.get(self.variable)
+        value = self.default if raw is None else self._parse(raw)
+        if value is None and self.required:
+            raise UsageError(f"{self.action.option_strings[0]} is required (or {self.variable})")
+        setattr(args, self.action.dest, value)
+
+    def _parse(self, raw: str) -> Any:
+        if isinstance(self.action, argparse._StoreTrueAction):
+            if raw.lower() not in _BOOLEANS:
+                raise UsageError(f"{self.variable}={raw!r}: use one of {', '.join(_BOOLEANS)}")
+            return _BOOLEANS[raw.lower()]
+        if isinstance(self.action, argparse._AppendAction):
+            return [self._convert(item.strip()) for item in raw.split(",") if item.strip()]
+        return self._convert(raw)
+
+    def _convert(self, raw: str) -> Any:
+        try:
+            value = (self.action.type or str)(raw)
+        except (TypeError, ValueError):
+            kind = getattr(self.action.type, "__name__", "value")
+            raise UsageError(f"{self.variable}={raw!r}: not a valid {kind}") from None
+        if self.action.choices is not None and value not in self.action.choices:
+            choices = ", ".join(map(str, self.action.choices))
+            raise UsageError(f"{self.variable}={raw!r}: choose from {choices}")
+        return value
+
+
+_BOOLEANS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
+_ENV_OPTIONS: dict[str, list[_EnvOption]] = {}  # command → its options
+
+
+REPOSITORY = Path("model_repository")  # where export writes and serve reads, by default
+
 
 def _env_default(parser: argparse.ArgumentParser) -> Callable[..., argparse.Action]:
-    """`add_argument` whose default comes from EMOTRITON_<DEST> when that variable is set."""
+    """`add_argument` for options that EMOTRITON_<COMMAND>_<OPTION> may also set (`env` names
+    another variable, for options that several commands share)."""
+    command = parser.prog.split()[-1]
+    registered = _ENV_OPTIONS.setdefault(command, [])
+    parser.set_defaults(command=command)
 
-    def add(*flags: str, default: Any = None, help: str = "", **options: Any) -> argparse.Action:
+    def add(
+        *flags: str,
+        default: Any = None,
+        required: bool = False,
+        env: str | None = None,
+        help: str = "",
+        **options: Any,
+    ) -> argparse.Action:
         dest = options.get("dest") or flags[-1].lstrip("-").replace("-", "_")
-        variable = f"EMOTRITON_{dest.upper()}"
-        if variable in os.environ:
-            raw = os.environ[variable]
-            if options.get("action") == "store_true":
-                default = raw.lower() in ("1", "true", "yes")
-            else:
-                default = options.get("type", str)(raw)
+        variable = env or f"EMOTRITON_{command}_{dest}".upper().replace("-", "_")
         shown = f" (default: {default})" if default not in (None, False) else ""
-        return parser.add_argument(
-            *flags, default=default, help=f"{help}{shown} [env: {variable}]", **options
+        if required:
+            shown = " (required)"
+        action = parser.add_argument(
+            *flags, default=None, help=f"{help}{shown} [env: {variable}]", **options
         )
+        registered.append(_EnvOption(action, variable, default, required))
+        return action
 
     return add
 
 
+def _add_connection(add: Callable[..., argparse.Action]) -> None:
+    """--model, --url and --protocol: the same options, and variables, in every command that
+    talks to a served model."""
+    add("--model", required=True, env="EMOTRITON_MODEL", help="served ensemble name")
+    add(
+        "--url",
+        env="EMOTRITON_URL",
+        help="server address, HOST:PORT (default: localhost:8001, or :8000 for http)",
+    )
+    add(
+        "--protocol",
+        choices=list(DEFAULT_URLS),
+        default="grpc",
+        env="EMOTRITON_PROTOCOL",
+        help="wire protocol",
+    )
+
+
+def _default(owner: type, name: str) -> Any:
+    """The default of dataclass field `name`: one source for the library and the CLI."""
+    found = next(f for f in dataclasses.fields(owner) if f.name == name)
+    if found.default_factory is not dataclasses.MISSING:
+        return found.default_factory()
+    return found.default
+
+
 def _add_export(commands: argparse._SubParsersAction) -> None:
+    from emoexport.options import ExportOptions
+
     parser = commands.add_parser(
         "export",
         help="export a Hugging Face classifier into a Triton ensemble",
@@ -58,21 +152,45 @@ def _add_export(commands: argparse._SubParsersAction) -> None:
         "or a recipe's profile name (go-emotions-roberta: card)",
     )
     add("--logits-output", help="the model output that holds the logits: a tuple index or a name")
-    add("--repository", type=Path, default=Path("model_repository"), help="Triton model repository")
+    add("--repository", type=Path, default=REPOSITORY, help="Triton model repository")
     add(
         "--max-length",
         type=int,
         help="truncate texts to this many tokens (default: the model's limit)",
     )
-    add("--max-batch-size", type=int, default=64, help="most texts per request and per batch")
+    batching = _default(ExportOptions, "batching")
     add(
-        "--max-queue-delay-us", type=int, default=500, help="dynamic batcher wait for more requests"
+        "--max-batch-size",
+        type=int,
+        default=batching.max_batch_size,
+        help="most texts per request and per batch",
     )
-    add("--device", choices=["auto", "cpu", "gpu"], default="auto", help="encoder instance kind")
-    add("--instances", type=int, default=1, help="encoder instances per device")
+    add(
+        "--max-queue-delay-us",
+        type=int,
+        default=batching.max_queue_delay_us,
+        help="dynamic batcher wait for more requests",
+    )
+    add(
+        "--device",
+        choices=["auto", "cpu", "gpu"],
+        default=_default(ExportOptions, "device"),
+        help="encoder instance kind",
+    )
+    add(
+        "--instances",
+        type=int,
+        default=_default(ExportOptions, "instances"),
+        help="encoder instances per device",
+    )
     add("--revision", help="hub revision (branch, tag or commit)")
     add("--trust-remote-code", action="store_true", help="run the model repository's own code")
-    add("--tolerance", type=float, default=1e-4, help="parity gate: max |Δprobability| vs PyTorch")
+    add(
+        "--tolerance",
+        type=float,
+        default=_default(ExportOptions, "tolerance"),
+        help="parity gate: max |Δprobability| vs PyTorch",
+    )
     add("--overwrite", action="store_true", help="replace an earlier export of NAME")
     parser.set_defaults(run=_export)
 
@@ -87,7 +205,7 @@ def _export(args: argparse.Namespace) -> int:
             print(f"{recipe.name:22s} {recipe.description}")
         return 0
     if not args.source or not args.name:
-        raise SystemExit("emotriton export: SOURCE and --name are required")
+        raise UsageError("export needs SOURCE and --name")
     _quiet_transformers()
     options = ExportOptions(
         name=args.name,
@@ -129,6 +247,9 @@ def _quiet_transformers() -> None:
 
 
 def _add_train_head(commands: argparse._SubParsersAction) -> None:
+    from emoexport.locate import MINILM_L6
+    from emotrain.settings import HeadSettings
+
     parser = commands.add_parser(
         "train-head",
         help="fit an ONNX head (seed 001's format) on sentence embeddings of a labelled dataset",
@@ -137,19 +258,19 @@ def _add_train_head(commands: argparse._SubParsersAction) -> None:
         "thresholds.json and metrics (JSON and Markdown, validation and test) into --out.",
     )
     add = _env_default(parser)
-    add("--encoder", default="sentence-transformers/all-MiniLM-L6-v2", help="sentence encoder")
-    add(
-        "--data",
-        required="EMOTRITON_DATA" not in os.environ,
-        help="go_emotions or dair-ai emotion folder, or a hub dataset id",
-    )
-    add("--out", type=Path, required="EMOTRITON_OUT" not in os.environ, help="head folder to write")
-    add("--hidden", type=int, default=512, help="hidden units (0: a linear head)")
-    add("--dropout", type=float, default=0.1, help="dropout before each linear layer's input")
-    add("--epochs", type=int, default=40, help="most epochs (early stopping on validation loss)")
-    add("--learning-rate", type=float, default=1e-3, help="AdamW learning rate")
-    add("--weight-decay", type=float, default=1e-4, help="AdamW weight decay")
-    add("--seed", type=int, default=0, help="random seed")
+    add("--encoder", default=MINILM_L6, help="sentence encoder")
+    add("--data", required=True, help="go_emotions or dair-ai emotion folder, or a hub dataset id")
+    add("--out", type=Path, required=True, help="head folder to write")
+    for name, kind, meaning in (
+        ("hidden", int, "hidden units (0: a linear head)"),
+        ("dropout", float, "dropout before each linear layer's input"),
+        ("epochs", int, "most epochs (early stopping on validation loss)"),
+        ("learning_rate", float, "AdamW learning rate"),
+        ("weight_decay", float, "AdamW weight decay"),
+        ("seed", int, "random seed"),
+    ):
+        flag = "--" + name.replace("_", "-")
+        add(flag, type=kind, default=_default(HeadSettings, name), help=meaning)
     add(
         "--cache-dir",
         type=Path,
@@ -161,7 +282,7 @@ def _add_train_head(commands: argparse._SubParsersAction) -> None:
 
 
 def _train_head(args: argparse.Namespace) -> int:
-    from emoexport.head_training import HeadSettings, fit_head
+    from emotrain.head_training import HeadSettings, fit_head
 
     _quiet_transformers()
     settings = HeadSettings(
@@ -189,15 +310,9 @@ def _add_eval(commands: argparse._SubParsersAction) -> None:
         help="classify a labelled split through the served model and print the metrics table",
     )
     add = _env_default(parser)
-    add("--model", required="EMOTRITON_MODEL" not in os.environ, help="served ensemble name")
-    add(
-        "--data",
-        required="EMOTRITON_DATA" not in os.environ,
-        help="go_emotions or dair-ai emotion folder, or a hub dataset id",
-    )
+    _add_connection(add)
+    add("--data", required=True, help="go_emotions or dair-ai emotion folder, or a hub dataset id")
     add("--split", default="test", help="train, validation (dev) or test")
-    add("--url", help="server address, HOST:PORT (default: localhost:8001, or :8000 for http)")
-    add("--protocol", choices=["grpc", "http"], default="grpc", help="wire protocol")
     add("--json", type=Path, help="also write the table as JSON here")
     add("--markdown", type=Path, help="also write the table as Markdown here")
     parser.set_defaults(run=_eval)
@@ -205,8 +320,8 @@ def _add_eval(commands: argparse._SubParsersAction) -> None:
 
 def _eval(args: argparse.Namespace) -> int:
     from emoclient import Client
-    from emoexport.datasets import load_split
-    from emoexport.evaluation import evaluate_served
+    from emotrain.datasets import load_split
+    from emotrain.evaluation import evaluate_served
 
     split = load_split(args.data, args.split)
 
@@ -225,6 +340,8 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _add_serve(commands: argparse._SubParsersAction) -> None:
+    from emoserve.launcher import STANDARD_ENDPOINTS
+
     parser = commands.add_parser(
         "serve",
         help="run the local Triton server on a model repository",
@@ -232,11 +349,20 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:
         "until Ctrl-C or SIGTERM.",
     )
     add = _env_default(parser)
-    add("--repository", type=Path, default=Path("model_repository"), help="Triton model repository")
-    add("--host", default="127.0.0.1", help="bind address (0.0.0.0 exposes the server)")
-    add("--http-port", type=int, default=8000, help="HTTP/REST port")
-    add("--grpc-port", type=int, default=8001, help="gRPC port")
-    add("--metrics-port", type=int, default=8002, help="Prometheus metrics port")
+    add("--repository", type=Path, default=REPOSITORY, help="Triton model repository")
+    add(
+        "--host",
+        default=STANDARD_ENDPOINTS.host,
+        help="bind address (0.0.0.0 exposes the server)",
+    )
+    add("--http-port", type=int, default=STANDARD_ENDPOINTS.http_port, help="HTTP/REST port")
+    add("--grpc-port", type=int, default=STANDARD_ENDPOINTS.grpc_port, help="gRPC port")
+    add(
+        "--metrics-port",
+        type=int,
+        default=STANDARD_ENDPOINTS.metrics_port,
+        help="Prometheus metrics port",
+    )
     add("--log-verbose", type=int, default=0, help="Triton log verbosity (0 = info)")
     add("--grpc-tls-cert", type=Path, help="PEM server certificate: serve gRPC over TLS")
     add("--grpc-tls-key", type=Path, help="PEM key of --grpc-tls-cert")
@@ -251,7 +377,7 @@ def _serve(args: argparse.Namespace) -> int:
     tls = None
     if args.grpc_tls_cert or args.grpc_tls_key:
         if not (args.grpc_tls_cert and args.grpc_tls_key):
-            raise SystemExit("emotriton serve: --grpc-tls-cert and --grpc-tls-key go together")
+            raise UsageError("--grpc-tls-cert and --grpc-tls-key go together")
         tls = GrpcTls(args.grpc_tls_cert, args.grpc_tls_key, args.grpc_tls_client_ca)
 
     def terminate(signum: int, frame: object) -> None:
@@ -299,17 +425,16 @@ def _add_classify(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("texts", nargs="*", metavar="TEXT")
     add = _env_default(parser)
-    add("--model", required="EMOTRITON_MODEL" not in os.environ, help="served ensemble name")
-    add("--url", help="server address, HOST:PORT (default: localhost:8001, or :8000 for http)")
-    add("--protocol", choices=["grpc", "http"], default="grpc", help="wire protocol")
-    add("--timeout", type=float, default=60.0, help="seconds to wait for each request")
+    _add_connection(add)
+    add("--timeout", type=float, help="seconds to wait for each request (default: the SDK's)")
     add("--file", type=Path, help="read texts from this file, one per line")
     add("--top-k", type=int, help="keep at most the K best predicted labels")
-    parser.add_argument(
+    add(
         "--threshold",
         action="append",
         metavar="T|LABEL=T",
-        help="replace the served thresholds: one number for every label, or LABEL=T (repeatable)",
+        help="replace the served thresholds: one number for every label, or LABEL=T "
+        "(repeatable; the variable takes them comma-separated)",
     )
     add("--format", choices=["jsonl", "table"], default="jsonl", help="output format")
     parser.set_defaults(run=_classify)
@@ -319,16 +444,26 @@ def _threshold(values: list[str] | None) -> float | dict[str, float] | None:
     if not values:
         return None
     if len(values) == 1 and "=" not in values[0]:
-        return float(values[0])
+        return _number("--threshold", values[0])
     pairs = [value.partition("=") for value in values]
     if any(not sep for _, sep, _ in pairs):
-        raise SystemExit("emotriton classify: --threshold is one number, or LABEL=T pairs")
-    return {label: float(number) for label, _, number in pairs}
+        raise UsageError("--threshold is one number, or LABEL=T pairs")
+    return {label: _number(f"--threshold {label}", number) for label, _, number in pairs}
+
+
+def _number(option: str, text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise UsageError(f"{option}: {text!r} is not a number") from None
 
 
 def _read_texts(args: argparse.Namespace) -> list[str]:
     if args.file:
-        return args.file.read_text(encoding="utf-8").splitlines()
+        try:
+            return args.file.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as error:
+            raise UsageError(f"cannot read --file {args.file}: {error}") from None
     if not args.texts or args.texts == ["-"]:
         return sys.stdin.read().splitlines()
     return args.texts
@@ -338,7 +473,8 @@ def _classify(args: argparse.Namespace) -> int:
     from emoclient import Client
 
     texts = _read_texts(args)
-    with Client(args.url, protocol=args.protocol, timeout=args.timeout) as client:
+    timeout = {} if args.timeout is None else {"timeout": args.timeout}
+    with Client(args.url, protocol=args.protocol, **timeout) as client:
         results = client.classify(
             texts, model=args.model, top_k=args.top_k, threshold=_threshold(args.threshold)
         )
@@ -362,10 +498,8 @@ def _add_loadtest(commands: argparse._SubParsersAction) -> None:
         "latency percentiles and failures. Exits 1 if any request failed.",
     )
     add = _env_default(parser)
-    add("--model", required="EMOTRITON_MODEL" not in os.environ, help="served ensemble name")
-    add("--url", help="server address, HOST:PORT (default: localhost:8001, or :8000 for http)")
+    _add_connection(add)
     add("--repository", type=Path, help="start a local server on this repository instead")
-    add("--protocol", choices=["grpc", "http"], default="grpc", help="wire protocol")
     add("--users", type=int, default=4, help="concurrent Locust users")
     add("--spawn-rate", type=float, default=4.0, help="users started per second")
     add("--duration", type=int, default=30, help="seconds of load")
@@ -378,7 +512,6 @@ def _add_loadtest(commands: argparse._SubParsersAction) -> None:
 def _loadtest(args: argparse.Namespace) -> int:
     from contextlib import nullcontext
 
-    from emoclient._core import DEFAULT_URLS
     from emoload.runner import run_locust
 
     local = None
@@ -412,19 +545,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# Every exception class these packages define carries a message written for the user.
-_OWN_PACKAGES = ("emoclient.", "emoexport.", "emoserve.", "emoload.")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
+    """Exit 0 on success, 1 when the job ran and found failures, 2 on an error of use."""
     args = build_parser().parse_args(argv)
     try:
+        for option in _ENV_OPTIONS[args.command]:
+            option.resolve(args)
         return args.run(args)
-    except Exception as error:
-        if not type(error).__module__.startswith(_OWN_PACKAGES):
-            raise
+    except EmotritonError as error:
         print(f"emotriton: error: {error}", file=sys.stderr)
-        return 1
+        return 2
 
 
 if __name__ == "__main__":

@@ -28,8 +28,8 @@ from .errors import ExportError
 from .head import load_head
 from .labels import LabelScheme
 from .onnx_export import LogitsModel, export_onnx
+from .options import ExportOptions
 from .parity import (
-    DEFAULT_TOLERANCE,
     ParityReport,
     check_embedding_parity,
     check_parity,
@@ -42,23 +42,6 @@ from .triton_models import tokenizer as tokenizer_source
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 Log = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class ExportOptions:
-    name: str
-    repository: Path
-    max_length: int | None = None
-    batching: configs.Batching = field(default_factory=configs.Batching)
-    device: configs.Device = "auto"
-    instances: int = 1
-    revision: str | None = None
-    trust_remote_code: bool = False
-    recipe: str | None = None  # None: chosen from the model's config
-    thresholds: str | None = None  # a number, a JSON file, or a recipe's profile name
-    logits_output: str | None = None
-    tolerance: float = DEFAULT_TOLERANCE
-    overwrite: bool = False
 
 
 @dataclass(frozen=True)
@@ -83,12 +66,8 @@ class ModelFolder:
 PARTS = ("tokenizer", "encoder", "head", "postprocess")
 
 
-def install(
-    folders: list[ModelFolder], repository: Path, name: str, overwrite: bool
-) -> tuple[Path, ...]:
-    """Write the folders into a staging area, then move them into the repository together,
-    removing whatever an earlier export of `name` left (a head it no longer has, say)."""
-    repository.mkdir(parents=True, exist_ok=True)
+def earlier_export(repository: Path, name: str, overwrite: bool) -> list[str]:
+    """The model folders an earlier export of `name` left; refused unless `overwrite`."""
     previous = [
         n for n in (name, *(f"{name}_{part}" for part in PARTS)) if (repository / n).exists()
     ]
@@ -96,6 +75,16 @@ def install(
         raise ExportError(
             f"{', '.join(previous)} already in {repository}; pass --overwrite to replace"
         )
+    return previous
+
+
+def install(
+    folders: list[ModelFolder], repository: Path, name: str, overwrite: bool
+) -> tuple[Path, ...]:
+    """Write the folders into a staging area, then move them into the repository together,
+    removing whatever an earlier export of `name` left (a head it no longer has, say)."""
+    repository.mkdir(parents=True, exist_ok=True)
+    previous = earlier_export(repository, name, overwrite)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=repository))
     try:
         for folder in folders:
@@ -222,9 +211,11 @@ class _Ensemble:
         self.steps.append(Step(config.name, input_map, output_map))
 
 
-def _check_name(name: str) -> None:
-    if not _NAME.match(name):
-        raise ExportError(f"model name {name!r}: use letters, digits, '_', '-' and '.'")
+def _check_target(options: ExportOptions) -> None:
+    """Refuse a bad name or an unconfirmed overwrite before any work is done."""
+    if not _NAME.match(options.name):
+        raise ExportError(f"model name {options.name!r}: use letters, digits, '_', '-' and '.'")
+    earlier_export(options.repository, options.name, options.overwrite)
 
 
 def _quiet(message: str) -> None:
@@ -249,7 +240,7 @@ def _trace_sample(hf_tokenizer, input_names: Sequence[str], max_length: int) -> 
 
 def export_classifier(source: str, options: ExportOptions, log: Log = _quiet) -> ExportResult:
     """Export a sequence classifier (hub id or directory) as ensemble `options.name`."""
-    _check_name(options.name)
+    _check_target(options)
     log(f"loading {source}")
     classifier = load_classifier(
         source,
@@ -284,7 +275,7 @@ def export_embedding_classifier(
     encoder_source: str, head_source: str, options: ExportOptions, log: Log = _quiet
 ) -> ExportResult:
     """Export a sentence encoder with an ONNX head (seed 001's format) as `options.name`."""
-    _check_name(options.name)
+    _check_target(options)
     log(f"loading {encoder_source} and head {head_source}")
     encoder = load_sentence_encoder(
         encoder_source, revision=options.revision, trust_remote_code=options.trust_remote_code

@@ -8,69 +8,12 @@ from pathlib import Path
 
 import torch
 
-from .errors import SourceError
+from .source import LogitsSelector, select_logits
 
 OPSET = 18
 
 # torch.onnx warns on every export that torchvision's operators are not registered; we use none.
 logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
-
-
-LogitsSelector = int | str
-"""Where the logits are in a model's output: an index into a tuple, or a field name."""
-
-
-class LogitsNotFoundError(SourceError):
-    """The model's output does not say which tensor holds the logits."""
-
-
-def find_logits(output: object, requested: int | str | None, num_labels: int) -> LogitsSelector:
-    """Which part of a forward pass's `output` holds the logits. The rule, in order:
-
-    1. `requested` (--logits-output, or the recipe's): a tuple index, or a field name;
-    2. the `logits` field of a transformers ModelOutput;
-    3. in a tuple, the one float tensor of shape [batch, num_labels].
-    """
-    if requested is not None:
-        selector: LogitsSelector = int(requested) if str(requested).isdigit() else str(requested)
-        try:
-            tensor = select_logits(output, selector)
-        except (IndexError, KeyError, AttributeError, TypeError):
-            tensor = None
-        if not isinstance(tensor, torch.Tensor):
-            raise LogitsNotFoundError(
-                f"--logits-output {requested!r}: the output has no tensor there"
-            )
-        return selector
-    if isinstance(getattr(output, "logits", None), torch.Tensor):
-        return "logits"
-    if isinstance(output, (tuple, list)):
-        candidates = [
-            index
-            for index, item in enumerate(output)
-            if isinstance(item, torch.Tensor)
-            and item.is_floating_point()
-            and item.dim() == 2
-            and item.shape[-1] == num_labels
-        ]
-        if len(candidates) == 1:
-            return candidates[0]
-        found = f"{len(candidates)} [batch, {num_labels}] tensors" if candidates else "none"
-        raise LogitsNotFoundError(
-            f"the model returns a {len(output)}-tuple and the logits cannot be told apart "
-            f"({found} at indices {candidates}); pass --logits-output INDEX"
-        )
-    raise LogitsNotFoundError(
-        f"the model returns {type(output).__name__} without a logits field; pass --logits-output"
-    )
-
-
-def select_logits(output: object, selector: LogitsSelector) -> torch.Tensor:
-    if isinstance(selector, int):
-        return output[selector]
-    if isinstance(output, dict) and selector in output:
-        return output[selector]
-    return getattr(output, selector)
 
 
 class EncoderInputs(torch.nn.Module):

@@ -19,12 +19,11 @@ from .errors import ParityError
 from .head import Head
 from .labels import LabelScheme
 from .onnx_export import LogitsModel
+from .options import DEFAULT_TOLERANCE
 from .sentence_encoder import SentenceEncoder
 from .source import HFClassifier
 from .triton_models import postprocess
 from .triton_models import tokenizer as tokenizer_model
-
-DEFAULT_TOLERANCE = 1e-4
 
 
 def sample_texts(max_length: int) -> list[str]:

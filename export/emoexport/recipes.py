@@ -16,19 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .errors import SourceError
-from .labels import LabelScheme
-
-GO_EMOTIONS_LABELS = (
-    "admiration", "amusement", "anger", "annoyance", "approval", "caring", "confusion",
-    "curiosity", "desire", "disappointment", "disapproval", "disgust", "embarrassment",
-    "excitement", "fear", "gratitude", "grief", "joy", "love", "nervousness", "optimism", "pride",
-    "realization", "relief", "remorse", "sadness", "surprise", "neutral",
-)  # fmt: skip
-SEMEVAL_LABELS = (
-    "anger", "anticipation", "disgust", "fear", "joy", "love", "optimism", "pessimism", "sadness",
-    "surprise", "trust",
-)  # fmt: skip
-EMOTION_LABELS = ("sadness", "joy", "love", "anger", "fear", "surprise")
+from .labels import EMOTION_LABELS, GO_EMOTIONS_LABELS, SEMEVAL_LABELS, LabelScheme
 
 # Card 000's second table: per-label thresholds that maximise F1.
 GO_EMOTIONS_CARD_THRESHOLDS = dict(zip(GO_EMOTIONS_LABELS, (
@@ -62,7 +50,7 @@ class Recipe:
     labels: tuple[str, ...] | None = None  # replaces generic LABEL_k names
     activation: Literal["sigmoid", "softmax"] | None = None  # None: from problem_type
     threshold_profiles: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
-    logits_output: int | str | None = None  # None: the documented rule (onnx_export.logits_of)
+    logits_output: int | str | None = None  # None: the documented rule (source.find_logits)
     max_length: int | None = None  # the card's truncation, when it sets one
 
     def label_names(self, config: Mapping[str, Any]) -> tuple[str, ...]:
@@ -184,5 +172,6 @@ def select_recipe(config: Mapping[str, Any], source: str) -> Recipe:
     architectures = ", ".join(config.get("architectures") or ["none declared"])
     raise SourceError(
         f"{source} is not a plain sequence classifier (architectures: {architectures}) and no "
-        f"recipe matches it; pass --recipe NAME (see --list-recipes)"
+        f"recipe matches it; pass --recipe NAME (see --list-recipes), or --head HEAD if it is a "
+        "sentence-transformers encoder"
     )

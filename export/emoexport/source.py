@@ -18,13 +18,70 @@ from transformers import (
 )
 
 from .errors import SourceError
-from .onnx_export import LogitsSelector, find_logits
+from .locate import locate
 from .recipes import Recipe, labels_of, recipe_named, select_recipe
 from .triton_models.tokenizer import ENCODING_FIELDS
 
 # Transformers' stand-in for "this tokenizer declares no length limit".
 _NO_LIMIT = 1_000_000
 _LOADERS = {"sequence-classification": AutoModelForSequenceClassification, "auto-model": AutoModel}
+
+
+LogitsSelector = int | str
+"""Where the logits are in a model's output: an index into a tuple, or a field name."""
+
+
+class LogitsNotFoundError(SourceError):
+    """The model's output does not say which tensor holds the logits."""
+
+
+def find_logits(output: object, requested: int | str | None, num_labels: int) -> LogitsSelector:
+    """Which part of a forward pass's `output` holds the logits. The rule, in order:
+
+    1. `requested` (--logits-output, or the recipe's): a tuple index, or a field name;
+    2. the `logits` field of a transformers ModelOutput;
+    3. in a tuple, the one float tensor of shape [batch, num_labels].
+    """
+    if requested is not None:
+        selector: LogitsSelector = int(requested) if str(requested).isdigit() else str(requested)
+        try:
+            tensor = select_logits(output, selector)
+        except (IndexError, KeyError, AttributeError, TypeError):
+            tensor = None
+        if not isinstance(tensor, torch.Tensor):
+            raise LogitsNotFoundError(
+                f"--logits-output {requested!r}: the output has no tensor there"
+            )
+        return selector
+    if isinstance(getattr(output, "logits", None), torch.Tensor):
+        return "logits"
+    if isinstance(output, (tuple, list)):
+        candidates = [
+            index
+            for index, item in enumerate(output)
+            if isinstance(item, torch.Tensor)
+            and item.is_floating_point()
+            and item.dim() == 2
+            and item.shape[-1] == num_labels
+        ]
+        if len(candidates) == 1:
+            return candidates[0]
+        found = f"{len(candidates)} [batch, {num_labels}] tensors" if candidates else "none"
+        raise LogitsNotFoundError(
+            f"the model returns a {len(output)}-tuple and the logits cannot be told apart "
+            f"({found} at indices {candidates}); pass --logits-output INDEX"
+        )
+    raise LogitsNotFoundError(
+        f"the model returns {type(output).__name__} without a logits field; pass --logits-output"
+    )
+
+
+def select_logits(output: object, selector: LogitsSelector) -> torch.Tensor:
+    if isinstance(selector, int):
+        return output[selector]
+    if isinstance(output, dict) and selector in output:
+        return output[selector]
+    return getattr(output, selector)
 
 
 @dataclass
@@ -73,7 +130,8 @@ def load_classifier(
     recipe: str | None = None,
     logits_output: str | None = None,
 ) -> HFClassifier:
-    raw = read_config(source, revision)
+    location = locate(source, revision)
+    raw = read_config(location, revision)
     chosen = recipe_named(recipe) if recipe else select_recipe(raw, source)
     if "auto_map" in raw and not trust_remote_code:
         code = ", ".join(sorted(set(raw["auto_map"].values())))
@@ -83,9 +141,9 @@ def load_classifier(
         )
     options = {"revision": revision, "trust_remote_code": trust_remote_code}
     try:
-        config = AutoConfig.from_pretrained(source, **options)
-        tokenizer = AutoTokenizer.from_pretrained(source, use_fast=True, **options)
-        model = _LOADERS[chosen.loader].from_pretrained(source, config=config, **options)
+        config = AutoConfig.from_pretrained(location, **options)
+        tokenizer = AutoTokenizer.from_pretrained(location, use_fast=True, **options)
+        model = _LOADERS[chosen.loader].from_pretrained(location, config=config, **options)
     except (OSError, ValueError) as error:  # transformers raises both for unusable sources
         raise SourceError(f"cannot load {source!r} with recipe {chosen.name}: {error}") from error
     if not tokenizer.is_fast:

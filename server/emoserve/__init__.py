@@ -1,5 +1,5 @@
 """The local Triton server: the binary from nvidia-pytriton, with an assembled backend directory."""
 
-from .launcher import Endpoints, GrpcTls, LocalServer, ServerError
+from .launcher import Endpoints, GrpcTls, LauncherError, LocalServer
 
-__all__ = ["Endpoints", "GrpcTls", "LocalServer", "ServerError"]
+__all__ = ["Endpoints", "GrpcTls", "LauncherError", "LocalServer"]

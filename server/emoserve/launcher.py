@@ -27,10 +27,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from emoclient.errors import EmotritonError
+
 ONNXRUNTIME_BACKEND = Path(__file__).with_name("onnxruntime_backend.py")
 
+# Seconds Triton waits for requests in flight when asked to stop.
+EXIT_TIMEOUT_SECS = 30
+# How every deployment starts Triton, whatever the image: the local server, docker-compose and
+# Kubernetes pass exactly these (tests/test_deploy.py compares them).
+SERVER_FLAGS = (
+    "--disable-auto-complete-config",  # a config is what export wrote, never what Triton guessed
+    "--strict-readiness=true",  # ready only when every model is
+    f"--exit-timeout-secs={EXIT_TIMEOUT_SECS}",
+    # The python models' shared-memory pool starts at 16 MiB, sized for batches of 64 texts.
+    "--backend-config=python,shm-default-byte-size=16777216",
+)
 
-class ServerError(RuntimeError):
+
+class LauncherError(EmotritonError):
     """The local Triton server could not be started or stopped."""
 
 
@@ -46,23 +60,23 @@ class TritonDistribution:
     @classmethod
     def find(cls) -> TritonDistribution:
         try:
-            import pytriton
+            from pytriton.utils import distribution
         except ImportError as error:
-            raise ServerError(
+            raise LauncherError(
                 "the local server needs the nvidia-pytriton wheel: pip install 'emotriton[server]'"
             ) from error
-        root = Path(pytriton.__file__).parent / "tritonserver"
+        root = distribution.get_root_module_path() / "tritonserver"
         version = f"{sys.version_info.major}.{sys.version_info.minor}"
-        distribution = cls(
+        found = cls(
             binary=root / "bin" / "tritonserver",
-            libraries=Path(pytriton.__file__).parent.parent / "nvidia_pytriton.libs",
+            libraries=distribution.get_libs_path(),
             python_backend=root / "backends" / "python",
-            stub=root / "python_backend_stubs" / version / "triton_python_backend_stub",
+            stub=distribution.get_stub_path(version),
         )
-        for path in (distribution.binary, distribution.python_backend, distribution.stub):
+        for path in (found.binary, found.python_backend, found.stub):
             if not path.exists():
-                raise ServerError(f"nvidia-pytriton has no {path} (Python {version} unsupported?)")
-        return distribution
+                raise LauncherError(f"nvidia-pytriton has no {path} (Python {version}?)")
+        return found
 
     def assemble_backends(self, directory: Path) -> Path:
         """Lay out `python/` and the Python-based `onnxruntime/` backend under `directory`."""
@@ -145,6 +159,23 @@ class Endpoints:
         return f"http://{self._client_host}:{self.metrics_port}/metrics"
 
 
+# On a machine without an NVIDIA GPU: no pinned or CUDA memory pools and no GPU metrics, which
+# Triton would otherwise try to set up and log errors about at every start.
+CPU_ONLY_FLAGS = (
+    "--allow-gpu-metrics=false",
+    "--pinned-memory-pool-byte-size=0",
+    "--cuda-memory-pool-byte-size=0:0",
+)
+
+
+def has_nvidia_gpu() -> bool:
+    return Path("/dev/nvidiactl").exists()
+
+
+# Triton's own defaults: what `emotriton serve` binds unless told otherwise.
+STANDARD_ENDPOINTS = Endpoints(host="127.0.0.1", http_port=8000, grpc_port=8001, metrics_port=8002)
+
+
 class LocalServer:
     """A Triton server process on a model repository; a context manager.
 
@@ -156,19 +187,18 @@ class LocalServer:
         self,
         repository: str | os.PathLike[str],
         *,
-        host: str = "127.0.0.1",
+        host: str = STANDARD_ENDPOINTS.host,
         http_port: int | None = None,
         grpc_port: int | None = None,
         metrics_port: int | None = None,
         log_verbose: int = 0,
         stream_logs: bool = False,
         startup_timeout: float = 180.0,
-        exit_timeout: float = 15.0,
         grpc_tls: GrpcTls | None = None,
     ) -> None:
         self.repository = Path(repository).resolve()
         if not self.repository.is_dir():
-            raise ServerError(f"model repository {self.repository} is not a directory")
+            raise LauncherError(f"model repository {self.repository} is not a directory")
         self.endpoints = Endpoints(
             host=host,
             http_port=http_port or free_port(),
@@ -178,7 +208,6 @@ class LocalServer:
         self.log_verbose = log_verbose
         self.stream_logs = stream_logs
         self.startup_timeout = startup_timeout
-        self.exit_timeout = exit_timeout
         self.grpc_tls = grpc_tls
         self._workdir: Path | None = None
         self._process: subprocess.Popen[bytes] | None = None
@@ -201,9 +230,8 @@ class LocalServer:
             f"--metrics-address={endpoints.host}",
             f"--metrics-port={endpoints.metrics_port}",
             f"--log-verbose={self.log_verbose}",
-            f"--exit-timeout-secs={int(self.exit_timeout)}",
-            "--disable-auto-complete-config",
-            "--strict-readiness=true",
+            *SERVER_FLAGS,
+            *(() if has_nvidia_gpu() else CPU_ONLY_FLAGS),
             *(self.grpc_tls.arguments() if self.grpc_tls else []),
         ]
 
@@ -223,7 +251,7 @@ class LocalServer:
 
     def start(self) -> LocalServer:
         if self._process is not None:
-            raise ServerError("server already started")
+            raise LauncherError("server already started")
         distribution = TritonDistribution.find()
         self._workdir = Path(tempfile.mkdtemp(prefix="emotriton-server-"))
         backends = distribution.assemble_backends(self._workdir / "backends")
@@ -254,7 +282,7 @@ class LocalServer:
         while time.monotonic() < deadline:
             assert self._process is not None
             if self._process.poll() is not None:
-                raise ServerError(
+                raise LauncherError(
                     f"tritonserver exited with code {self._process.returncode} while starting"
                     f"{self._log_tail()}"
                 )
@@ -265,7 +293,7 @@ class LocalServer:
                 if response.status == 200:
                     return
             time.sleep(0.1)
-        raise ServerError(
+        raise LauncherError(
             f"tritonserver not ready after {self.startup_timeout:.0f}s{self._log_tail()}"
         )
 
@@ -274,9 +302,6 @@ class LocalServer:
             return ""
         tail = self.log_path.read_text(errors="replace").splitlines()[-lines:]
         return "\n--- last lines of the server log ---\n" + "\n".join(tail)
-
-    def is_running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
 
     def wait(self) -> int:
         """Block until the server exits; its exit code."""
@@ -290,7 +315,7 @@ class LocalServer:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
                 with contextlib.suppress(subprocess.TimeoutExpired):
-                    process.wait(timeout=self.exit_timeout + 5)
+                    process.wait(timeout=EXIT_TIMEOUT_SECS + 5)
             # The stubs are in the server's process group; none may outlive it.
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(process.pid, signal.SIGKILL)

@@ -8,6 +8,7 @@ maximise F1 on the validation split; the test split is only ever reported on.
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -15,26 +16,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from emoexport.errors import ParityError
+from emoexport.head import THRESHOLDS_FILE, load_head
+from emoexport.onnx_export import OPSET
+from emoexport.sentence_encoder import cached_embeddings, load_sentence_encoder
+
 from .datasets import load_split
-from .errors import ParityError
-from .head import THRESHOLDS_FILE, load_head
 from .metrics import Report, evaluate, f1_scores
-from .onnx_export import OPSET
-from .sentence_encoder import cached_embeddings, load_sentence_encoder
+from .settings import HeadSettings
 
 THRESHOLD_GRID = np.round(np.arange(0.01, 1.0, 0.01), 2)
-
-
-@dataclass(frozen=True)
-class HeadSettings:
-    hidden: int = 512  # 0: a linear head
-    dropout: float = 0.1
-    epochs: int = 40
-    patience: int = 5
-    batch_size: int = 256
-    learning_rate: float = 1e-3
-    weight_decay: float = 1e-4
-    seed: int = 0
 
 
 class HeadNet(torch.nn.Module):
@@ -214,14 +205,20 @@ def fit_head(
     net = train(*data["train"], *data["validation"], settings, log)
     val_x, val_y = data["validation"]
     thresholds = tune_thresholds(net.probabilities(val_x), val_y)
-    write_head(net, labels, thresholds, directory)
-    # The written ONNX must reproduce the trained network.
-    written = load_head(str(directory)).positive_probabilities(val_x)
-    difference = float(np.abs(written - net.probabilities(val_x)).max())
-    if not difference <= 1e-5:
-        raise ParityError(f"the written head differs from the trained one by {difference:.2e}")
     tables = report(net, thresholds, labels, {k: data[k] for k in ("validation", "test")})
     result = HeadReport(encoder_source, data_source, settings, tables["validation"], tables["test"])
-    (directory / "metrics.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
-    (directory / "metrics.md").write_text(result.to_markdown())
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    # Staged beside the target, so a head that fails its check never replaces anything.
+    with tempfile.TemporaryDirectory(prefix=".head-", dir=directory.parent) as staging:
+        staged = write_head(net, labels, thresholds, Path(staging))
+        # The written ONNX must reproduce the trained network.
+        written = load_head(str(staged)).positive_probabilities(val_x)
+        difference = float(np.abs(written - net.probabilities(val_x)).max())
+        if not difference <= 1e-5:
+            raise ParityError(f"the written head differs from the trained one by {difference:.2e}")
+        (staged / "metrics.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+        (staged / "metrics.md").write_text(result.to_markdown())
+        directory.mkdir(exist_ok=True)
+        for item in staged.iterdir():
+            item.replace(directory / item.name)
     return result

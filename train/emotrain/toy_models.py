@@ -4,7 +4,7 @@ Each is a real transformers model (a few layers, small hidden size) saved with a
 on the spot by `tokenizers`: byte-level BPE for RoBERTa, WordPiece for BERT and DistilBERT. It
 goes through exactly the export and serving code a hub model goes through, in seconds.
 
-    python -m emoexport.toy_models roberta-multilabel /tmp/toy-roberta
+    python -m emotrain.toy_models roberta-multilabel /tmp/toy-roberta
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from transformers import (
     RobertaTokenizerFast,
 )
 
-from .recipes import EMOTION_LABELS, GO_EMOTIONS_LABELS
+from emoexport.labels import EMOTION_LABELS, GO_EMOTIONS_LABELS
 
 CORPUS = """\
 I am not having a great day.

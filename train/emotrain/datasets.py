@@ -15,14 +15,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .recipes import EMOTION_LABELS
+from emoclient.errors import EmotritonError
+from emoexport.labels import EMOTION_LABELS
 
 # Split name → the file stem each format uses for it.
 _GO_EMOTIONS_FILES = {"train": "train", "validation": "dev", "dev": "dev", "test": "test"}
 _EMOTION_FILES = {"train": "train", "validation": "validation", "dev": "validation", "test": "test"}
 
 
-class DatasetError(ValueError):
+class DatasetError(EmotritonError):
     """The dataset cannot be read as a labelled emotion split."""
 
 

@@ -1,0 +1,28 @@
+"""What an export is asked to do. Kept free of heavy imports: the CLI reads its defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import configs
+
+# The parity gate's bound on |Δprobability| between the served pipeline and PyTorch.
+DEFAULT_TOLERANCE = 1e-4
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    name: str
+    repository: Path
+    max_length: int | None = None
+    batching: configs.Batching = field(default_factory=configs.Batching)
+    device: configs.Device = "auto"
+    instances: int = 1
+    revision: str | None = None
+    trust_remote_code: bool = False
+    recipe: str | None = None  # None: chosen from the model's config
+    thresholds: str | None = None  # a number, a JSON file, or a recipe's profile name
+    logits_output: str | None = None
+    tolerance: float = DEFAULT_TOLERANCE
+    overwrite: bool = False
