@@ -211,7 +211,7 @@ def test_cli_classify_prints_json_lines(server) -> None:
 
 def test_cli_reports_errors_without_a_traceback(server) -> None:
     run = emotriton("classify", "--model", "nope", "--url", server.endpoints.grpc_url, "x")
-    assert run.returncode == 1
+    assert run.returncode == 2
     assert run.stderr.startswith("emotriton: error: model 'nope' is not served")
     assert "Traceback" not in run.stderr
 

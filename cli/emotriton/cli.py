@@ -77,7 +77,7 @@ def _env_default(parser: argparse.ArgumentParser) -> Callable[..., argparse.Acti
     """`add_argument` for options that EMOTRITON_<COMMAND>_<OPTION> may also set (`env` names
     another variable, for options that several commands share)."""
     command = parser.prog.split()[-1]
-    registered = _ENV_OPTIONS.setdefault(command, [])
+    registered = _ENV_OPTIONS[command] = []
     parser.set_defaults(command=command)
 
     def add(
@@ -545,12 +545,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line, completed from the running command's environment variables."""
+    args = build_parser().parse_args(argv)
+    for option in _ENV_OPTIONS[args.command]:
+        option.resolve(args)
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Exit 0 on success, 1 when the job ran and found failures, 2 on an error of use."""
-    args = build_parser().parse_args(argv)
     try:
-        for option in _ENV_OPTIONS[args.command]:
-            option.resolve(args)
+        args = parse(argv)
         return args.run(args)
     except EmotritonError as error:
         print(f"emotriton: error: {error}", file=sys.stderr)
