@@ -141,6 +141,16 @@ def build_remote_code_model(directory: Path, first_output: str, num_labels: int 
     return directory
 
 
+# Fixtures that export models or start a server: a test that uses one is end to end.
+E2E_FIXTURES = {"served_models", "repository", "exported", "server", "client"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if E2E_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.e2e)
+
+
 @pytest.fixture(scope="session")
 def served_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, ServedModel]:
     """Every model the test server serves, built on the spot (the MiniLM is the real one)."""

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from emotrain import toy_models
-from emotriton.cli import parse
+from emotriton.cli import main, parse
 
 from .conftest import EMOTRITON
 
@@ -23,12 +23,16 @@ def emotriton(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def assert_one_line(code: int, stderr: str, says: str) -> None:
+    assert code == 2, stderr
+    assert "Traceback" not in stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("emotriton: error: ")]
+    assert len(errors) == 1 and says in errors[0], stderr
+    assert stderr.rstrip().endswith(errors[0])  # the last word, nothing after it
+
+
 def assert_usage_error(run: subprocess.CompletedProcess[str], says: str) -> None:
-    assert run.returncode == 2, run.stderr
-    assert "Traceback" not in run.stderr
-    errors = [line for line in run.stderr.splitlines() if line.startswith("emotriton: error: ")]
-    assert len(errors) == 1 and says in errors[0], run.stderr
-    assert run.stderr.rstrip().endswith(errors[0])  # the last word, nothing after it
+    assert_one_line(run.returncode, run.stderr, says)
 
 
 @pytest.mark.parametrize(
@@ -51,8 +55,18 @@ def assert_usage_error(run: subprocess.CompletedProcess[str], says: str) -> None
         (["classify", "--model", "m", "--url", UNREACHABLE, "hi"], {}, "no Triton server"),
     ],
 )
-def test_errors_of_use_are_one_line_and_exit_2(args, env, says) -> None:
-    assert_usage_error(emotriton(*args, **env), says)
+def test_errors_of_use_are_one_line_and_exit_2(
+    args, env, says, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    code = main(args)
+    assert_one_line(code, capsys.readouterr().err, says)
+
+
+def test_the_installed_command_prints_no_traceback() -> None:
+    run = emotriton("classify", "--model", "x", "hi", EMOTRITON_CLASSIFY_TIMEOUT="soon")
+    assert_usage_error(run, "EMOTRITON_CLASSIFY_TIMEOUT='soon'")
 
 
 def test_a_bad_variable_of_one_command_leaves_the_others_alone() -> None:
@@ -86,6 +100,7 @@ def test_defaults_come_from_the_library() -> None:
     assert parse(["train-head", "--data", "d", "--out", "o"]).hidden == HeadSettings().hidden
 
 
+@pytest.mark.e2e
 def test_export_refuses_bad_thresholds_in_one_line(tmp_path: Path) -> None:
     model = toy_models.build("roberta-multilabel", tmp_path / "toy")
     run = emotriton(
