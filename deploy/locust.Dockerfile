@@ -1,4 +1,6 @@
 # The official Locust image, plus emoclient for the gRPC user (tritonclient and numpy only).
+# The locustfile is also at /mnt/locust, where docker-compose mounts the working copy over it
+# and Kubernetes (deploy/kubernetes/loadtest) runs it as built.
 FROM locustio/locust:2.47.0
 COPY --chown=locust pyproject.toml constraints.txt README.md /tmp/emotriton/
 COPY --chown=locust client /tmp/emotriton/client
@@ -6,4 +8,5 @@ COPY --chown=locust export /tmp/emotriton/export
 COPY --chown=locust server /tmp/emotriton/server
 COPY --chown=locust loadtest /tmp/emotriton/loadtest
 COPY --chown=locust cli /tmp/emotriton/cli
+COPY --chown=locust loadtest/emoload /mnt/locust
 RUN pip install --no-cache-dir /tmp/emotriton
