@@ -26,10 +26,12 @@ from .test_deploy import ROOT, SERVICES, with_defaults
 KUBERNETES_VERSION = "1.32"  # the schemas every object is validated against
 KUBERNETES = ROOT / "deploy/kubernetes"
 GPU = KUBERNETES / "gpu"
+OBJECT_STORAGE = KUBERNETES / "object-storage"
 MODEL_REPOSITORY = KUBERNETES / "model-repository"
 LOADTEST = KUBERNETES / "loadtest"
 KSERVE = ROOT / "deploy/kserve"
-KUSTOMIZATIONS = [KUBERNETES, GPU, MODEL_REPOSITORY, LOADTEST, KSERVE]
+KUSTOMIZATIONS = [KUBERNETES, GPU, OBJECT_STORAGE, MODEL_REPOSITORY, LOADTEST, KSERVE]
+SCALE_OUT = ROOT / "docs/scale-out.md"
 # Custom resources' schemas, keyed by apiVersion/kind; the file names its sources.
 CUSTOM_RESOURCES = json.loads((Path(__file__).parent / "schemas/custom-resources.json").read_text())
 ADAPTER = yaml.safe_load((KUBERNETES / "prometheus-adapter-values.yaml").read_text())
@@ -65,9 +67,10 @@ def json_patch(document: Object, operations: list[Object]) -> None:
 
 
 def render_in_python(directory: Path) -> list[Object]:
-    """`kubectl kustomize` for kustomizations made of resources and JSON 6902 patches only."""
+    """`kubectl kustomize` for kustomizations made of resources, a namespace (for namespaced
+    objects: all of ours are) and JSON 6902 patches only."""
     kustomization = yaml.safe_load((directory / "kustomization.yaml").read_text())
-    unsupported = set(kustomization) - {"apiVersion", "kind", "resources", "patches"}
+    unsupported = set(kustomization) - {"apiVersion", "kind", "resources", "namespace", "patches"}
     assert not unsupported, f"{directory}: the Python renderer does not handle {unsupported}"
     objects: list[Object] = []
     for resource in kustomization.get("resources", []):
@@ -87,6 +90,9 @@ def render_in_python(directory: Path) -> list[Object]:
         assert matched, f"{directory}: patch {patch['path']} matches nothing"
         for document in matched:
             json_patch(document, operations)
+    if "namespace" in kustomization:
+        for document in objects:
+            document["metadata"]["namespace"] = kustomization["namespace"]
     return objects
 
 
@@ -363,6 +369,31 @@ def test_the_gpu_overlay_only_adds_a_gpu_and_its_nodes() -> None:
     del spec["tolerations"]
     assert gpu == find(KUBERNETES, "Deployment", "triton")
     assert by_kind_and_name(render(GPU)).keys() == by_kind_and_name(render(KUBERNETES)).keys()
+
+
+def test_the_object_storage_overlay_only_moves_the_repository() -> None:
+    triton = container(find(OBJECT_STORAGE, "Deployment", "triton"))
+    compose = SERVICES["triton"]["command"]
+    assert flag(triton["args"], "--model-repository").startswith("s3://")
+    assert [a for a in triton["args"] if not a.startswith("--model-repository=")] == [
+        a for a in compose if not a.startswith("--model-repository=")
+    ]
+    spec = pod_spec(find(OBJECT_STORAGE, "Deployment", "triton"))
+    assert claims(find(OBJECT_STORAGE, "Deployment", "triton")) == []
+    assert {m["name"] for m in triton["volumeMounts"]} == {v["name"] for v in spec["volumes"]}
+    assert {v["name"]: v["emptyDir"].get("sizeLimit") for v in spec["volumes"]}["tmp"] == "10Gi"
+    assert [e["secretRef"]["name"] for e in triton["envFrom"]] == ["emotriton-object-storage"]
+
+
+def test_the_guides_apply_only_kustomizations_validated_here() -> None:
+    def applied(text: str) -> set[Path]:
+        return {ROOT / p for p in re.findall(r"kubectl (?:apply|delete) -k ([\w/-]+)", text)}
+
+    guide, readme = SCALE_OUT.read_text(), (ROOT / "README.md").read_text()
+    assert applied(guide) == set(KUSTOMIZATIONS)
+    assert KUBERNETES in applied(readme) <= set(KUSTOMIZATIONS)
+    for path in re.findall(r"\b(deploy/[\w./-]+)", guide + readme):
+        assert (ROOT / path.rstrip(".")).exists(), path
 
 
 # --- the probes against the real server ---------------------------------------------------
