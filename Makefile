@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test lint demo serve head clean
+.PHONY: setup test lint security demo serve head clean
 
 # The venv is rebuilt when the dependency pins change. torch is pinned to the CPU wheel.
 $(STAMP): pyproject.toml constraints.txt
@@ -24,6 +24,25 @@ lint: setup
 test: lint
 	$(BIN)/pytest
 
+# checkov's dependencies clash with the project's pins: it has a venv of its own.
+CHECKOV_VERSION := 3.3.30
+CHECKOV_VENV    := .venv-checkov
+CHECKOV_STAMP   := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
+CHECKOV         := $(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download
+
+$(CHECKOV_STAMP):
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet checkov==$(CHECKOV_VERSION)
+	touch $(CHECKOV_STAMP)
+
+# Scan what we ship to run: the images, the kustomizations as rendered (checkov renders them
+# with kubectl, overlays included) and the compose files (checkov has secret checks for
+# those). Each suppression sits in the scanned file with its reason.
+security: $(CHECKOV_STAMP)
+	@command -v kubectl >/dev/null || { echo "make security: checkov needs kubectl"; exit 1; }
+	$(CHECKOV) --framework dockerfile kustomize secrets -d deploy
+	$(CHECKOV) --framework secrets -f docker-compose.yml -f docker-compose.gpu.yml
+
 # Export the default model into model_repository/, serve it, classify examples.
 demo: setup
 	$(BIN)/python scripts/demo.py
@@ -36,4 +55,4 @@ serve: setup
 	$(BIN)/emotriton serve --repository model_repository
 
 clean:
-	rm -rf $(VENV) build .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) build .pytest_cache .ruff_cache

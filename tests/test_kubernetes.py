@@ -1,0 +1,433 @@
+"""The Kubernetes and KServe deployment, checked without a cluster: every kustomization renders,
+every object validates against the schemas of a stated Kubernetes version (custom resources
+against their CRDs'), and the manifests agree with docker-compose.yml and the local server."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import shlex
+import shutil
+import subprocess
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from emoserve import LocalServer
+
+from .test_deploy import ROOT, SERVICES, with_defaults
+
+KUBERNETES_VERSION = "1.32"  # the schemas every object is validated against
+KUBERNETES = ROOT / "deploy/kubernetes"
+GPU = KUBERNETES / "gpu"
+OBJECT_STORAGE = KUBERNETES / "object-storage"
+MODEL_REPOSITORY = KUBERNETES / "model-repository"
+LOADTEST = KUBERNETES / "loadtest"
+KSERVE = ROOT / "deploy/kserve"
+KUSTOMIZATIONS = [KUBERNETES, GPU, OBJECT_STORAGE, MODEL_REPOSITORY, LOADTEST, KSERVE]
+SCALE_OUT = ROOT / "docs/scale-out.md"
+# Custom resources' schemas, keyed by apiVersion/kind; the file names its sources.
+CUSTOM_RESOURCES = json.loads((Path(__file__).parent / "schemas/custom-resources.json").read_text())
+ADAPTER = yaml.safe_load((KUBERNETES / "prometheus-adapter-values.yaml").read_text())
+
+Object = dict[str, Any]
+
+
+# --- rendering --------------------------------------------------------------------------------
+
+
+def json_patch(document: Object, operations: list[Object]) -> None:
+    """RFC 6902 add, replace and remove, in place: the patch operations the overlays use."""
+    for operation in operations:
+        assert operation["op"] in ("add", "replace", "remove"), operation
+        *parents, last = [
+            part.replace("~1", "/").replace("~0", "~") for part in operation["path"][1:].split("/")
+        ]
+        node = document
+        for part in parents:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        if isinstance(node, list):
+            index = len(node) if last == "-" else int(last)
+            if operation["op"] == "add":
+                node.insert(index, operation["value"])
+            elif operation["op"] == "replace":
+                node[index] = operation["value"]
+            else:
+                del node[index]
+        elif operation["op"] in ("add", "replace"):
+            node[last] = operation["value"]
+        else:
+            del node[last]
+
+
+def render_in_python(directory: Path) -> list[Object]:
+    """`kubectl kustomize` for kustomizations made of resources, a namespace (for namespaced
+    objects: all of ours are) and JSON 6902 patches only."""
+    kustomization = yaml.safe_load((directory / "kustomization.yaml").read_text())
+    unsupported = set(kustomization) - {"apiVersion", "kind", "resources", "namespace", "patches"}
+    assert not unsupported, f"{directory}: the Python renderer does not handle {unsupported}"
+    objects: list[Object] = []
+    for resource in kustomization.get("resources", []):
+        path = directory / resource
+        if path.is_dir():
+            objects += render_in_python(path)
+        else:
+            objects += [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+    for patch in kustomization.get("patches", []):
+        operations = yaml.safe_load((directory / patch["path"]).read_text())
+        target = patch["target"]
+        matched = [
+            o
+            for o in objects
+            if o["kind"] == target["kind"] and o["metadata"]["name"] == target["name"]
+        ]
+        assert matched, f"{directory}: patch {patch['path']} matches nothing"
+        for document in matched:
+            json_patch(document, operations)
+    if "namespace" in kustomization:
+        for document in objects:
+            document["metadata"]["namespace"] = kustomization["namespace"]
+    return objects
+
+
+def render_with_kubectl(directory: Path) -> list[Object]:
+    run = subprocess.run(
+        ["kubectl", "kustomize", str(directory)], capture_output=True, text=True, check=True
+    )
+    return [doc for doc in yaml.safe_load_all(run.stdout) if doc]
+
+
+def render(directory: Path) -> list[Object]:
+    """What `kubectl apply -k` would apply: kubectl's own kustomize where it is installed."""
+    return (
+        render_with_kubectl(directory) if shutil.which("kubectl") else render_in_python(directory)
+    )
+
+
+def by_kind_and_name(objects: list[Object]) -> dict[tuple[str, str], Object]:
+    return {(o["kind"], o["metadata"]["name"]): o for o in objects}
+
+
+def find(directory: Path, kind: str, name: str) -> Object:
+    return by_kind_and_name(render(directory))[kind, name]
+
+
+def pod_spec(workload: Object) -> Object:
+    return workload["spec"]["template"]["spec"]
+
+
+def container(workload: Object) -> Object:
+    (only,) = pod_spec(workload)["containers"]
+    return only
+
+
+def claims(workload: Object) -> list[str]:
+    volumes = pod_spec(workload)["volumes"]
+    return [
+        v["persistentVolumeClaim"]["claimName"] for v in volumes if "persistentVolumeClaim" in v
+    ]
+
+
+def flag(arguments: list[str], name: str) -> str:
+    (value,) = [a.split("=", 1)[1] for a in arguments if a.startswith(f"{name}=")]
+    return value
+
+
+# --- validation -------------------------------------------------------------------------------
+
+
+def closed(schema: Any) -> Any:
+    """A CRD schema that refuses unknown fields, as the API server does (kubectl validates
+    strictly by default), except where the schema preserves them."""
+    if isinstance(schema, list):
+        return [closed(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    result = {key: closed(value) for key, value in schema.items()}
+    if (
+        "properties" in schema
+        and "additionalProperties" not in schema
+        and not schema.get("x-kubernetes-preserve-unknown-fields")
+    ):
+        result["additionalProperties"] = False
+    return result
+
+
+def validate(document: Object) -> None:
+    custom = CUSTOM_RESOURCES.get(f"{document['apiVersion']}/{document['kind']}")
+    if custom is None:
+        kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
+    else:
+        jsonschema.validate(document, closed(custom))
+
+
+@pytest.mark.parametrize("directory", KUSTOMIZATIONS, ids=lambda d: str(d.relative_to(ROOT)))
+def test_every_object_validates_against_the_stated_kubernetes_version(directory: Path) -> None:
+    objects = render(directory)
+    assert objects
+    for document in objects:
+        validate(document)
+
+
+def test_strict_validation_refuses_an_unknown_field() -> None:
+    deployment = copy.deepcopy(find(KUBERNETES, "Deployment", "triton"))
+    container(deployment)["readinesProbe"] = container(deployment)["readinessProbe"]
+    with pytest.raises(kubernetes_validate.ValidationError):
+        validate(deployment)
+    service = copy.deepcopy(find(KSERVE, "InferenceService", "emotriton"))
+    service["spec"]["predictor"]["model"]["storageURI"] = "pvc://emotriton-models"
+    with pytest.raises(jsonschema.ValidationError):
+        validate(service)
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+@pytest.mark.parametrize("directory", KUSTOMIZATIONS, ids=lambda d: str(d.relative_to(ROOT)))
+def test_the_python_renderer_agrees_with_kubectl(directory: Path) -> None:
+    """Where kubectl is missing, the Python renderer stands in for it."""
+    assert by_kind_and_name(render_in_python(directory)) == by_kind_and_name(
+        render_with_kubectl(directory)
+    )
+
+
+# --- agreement with docker-compose.yml ------------------------------------------------------
+
+
+def test_triton_runs_the_compose_image_flags_and_ports() -> None:
+    triton = container(find(KUBERNETES, "Deployment", "triton"))
+    compose = SERVICES["triton"]
+    assert triton["image"] == compose["image"]
+    assert triton["args"] == compose["command"]
+    compose_ports = {int(with_defaults(p).split(":")[-1]) for p in compose["ports"]}
+    assert {p["containerPort"] for p in triton["ports"]} == compose_ports == {8000, 8001, 8002}
+    mounts = {m["name"]: m["mountPath"] for m in triton["volumeMounts"]}
+    assert mounts["models"] == flag(triton["args"], "--model-repository")
+
+
+def test_the_kserve_runtime_runs_the_compose_image_and_flags() -> None:
+    (runtime,) = find(KSERVE, "ServingRuntime", "emotriton-triton")["spec"]["containers"]
+    compose = SERVICES["triton"]
+    assert runtime["image"] == compose["image"]
+    # KServe mounts the repository at /mnt/models; every other flag is the same.
+    repository = "--model-repository=/mnt/models"
+    assert runtime["args"] == [repository if a.startswith("--model-repository=") else a
+                               for a in compose["command"]]  # fmt: skip
+    assert [p["containerPort"] for p in runtime["ports"]] == [8000]
+
+
+def test_shared_memory_is_the_size_compose_gives() -> None:
+    units = {"k": 2**10, "m": 2**20, "g": 2**30, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
+
+    def size(text: str) -> int:
+        number, unit = re.fullmatch(r"(\d+)([a-zA-Z]*)", str(text)).groups()
+        return int(number) * units[unit] if unit else int(number)
+
+    compose = size(SERVICES["triton"]["shm_size"])
+    deployment = find(KUBERNETES, "Deployment", "triton")
+    runtime = find(KSERVE, "ServingRuntime", "emotriton-triton")["spec"]
+    for spec, mounts in [
+        (pod_spec(deployment), container(deployment)["volumeMounts"]),
+        (runtime, runtime["containers"][0]["volumeMounts"]),
+    ]:
+        (shm,) = [m["name"] for m in mounts if m["mountPath"] == "/dev/shm"]
+        (volume,) = [v for v in spec["volumes"] if v["name"] == shm]
+        assert volume["emptyDir"]["medium"] == "Memory"
+        assert size(volume["emptyDir"]["sizeLimit"]) == compose
+
+
+def test_the_export_job_runs_the_compose_export_into_the_served_volume() -> None:
+    job = find(MODEL_REPOSITORY, "Job", "emotriton-export")
+    export = container(job)
+    compose = SERVICES["export"]
+    assert export["image"] == compose["image"]
+    mounts = {m["name"]: m["mountPath"] for m in export["volumeMounts"]}
+    assert flag(export["args"], "--repository") == mounts["models"]
+    same = [a for a in compose["command"] if not a.startswith("--repository=")]
+    assert [a for a in export["args"] if not a.startswith("--repository=")] == same
+    assert (ROOT / flag(export["args"], "--head")).is_dir()  # the image copies export/ to /src
+    assert export["workingDir"] == "/src"
+
+    (claim,) = [o for o in render(MODEL_REPOSITORY) if o["kind"] == "PersistentVolumeClaim"]
+    name = claim["metadata"]["name"]
+    assert claims(job) == claims(find(KUBERNETES, "Deployment", "triton")) == [name]
+    inference = find(KSERVE, "InferenceService", "emotriton")["spec"]["predictor"]["model"]
+    assert inference["storageUri"] == f"pvc://{name}"
+
+
+def test_the_locust_job_is_the_compose_load_test_headless() -> None:
+    objects = by_kind_and_name(render(LOADTEST))
+    master = container(objects["Job", "locust-master"])
+    worker_deployment = objects["Deployment", "locust-worker"]
+    worker = container(worker_deployment)
+    compose_master = shlex.split(SERVICES["locust-master"]["command"])
+    compose_worker = shlex.split(SERVICES["locust-worker"]["command"])
+    assert master["image"] == worker["image"] == SERVICES["locust-master"]["image"]
+    assert master["args"][: len(compose_master)] == compose_master
+    assert "--headless" in master["args"]
+    assert int(flag(master["args"], "--expect-workers")) == worker_deployment["spec"]["replicas"]
+    assert worker["args"] == compose_worker
+    # The names compose's services have are the Services' names here.
+    master_host = worker["args"][worker["args"].index("--master-host") + 1]
+    assert ("Service", master_host) in objects
+    host, port = master["args"][master["args"].index("--host") + 1].split(":")
+    service = find(KUBERNETES, "Service", host)
+    assert int(port) in [p["port"] for p in service["spec"]["ports"] if p["name"] == "grpc"]
+    assert "/mnt/locust" in (ROOT / "deploy/locust.Dockerfile").read_text()
+
+
+# --- how the objects fit together -------------------------------------------------------------
+
+
+def test_services_budget_and_monitor_select_the_triton_pods() -> None:
+    objects = by_kind_and_name(render(KUBERNETES))
+    deployment = objects["Deployment", "triton"]
+    pods = deployment["spec"]["template"]["metadata"]["labels"]
+    ports = {p["name"]: p["containerPort"] for p in container(deployment)["ports"]}
+    assert deployment["spec"]["selector"]["matchLabels"].items() <= pods.items()
+    for name in ("triton", "triton-headless"):
+        service = objects["Service", name]["spec"]
+        assert service["selector"].items() <= pods.items()
+        for port in service["ports"]:
+            assert ports[port["targetPort"]] == port["port"]
+    grpc = [p for p in objects["Service", "triton"]["spec"]["ports"] if p["name"] == "grpc"]
+    assert [p["appProtocol"] for p in grpc] == ["grpc"]
+    budget = objects["PodDisruptionBudget", "triton"]["spec"]["selector"]["matchLabels"]
+    assert budget.items() <= pods.items()
+    monitor = objects["ServiceMonitor", "triton"]["spec"]
+    watched = monitor["selector"]["matchLabels"].items()
+    monitored = [
+        service
+        for (kind, _), service in objects.items()
+        if kind == "Service" and watched <= service["metadata"]["labels"].items()
+    ]
+    assert [s["metadata"]["name"] for s in monitored] == ["triton"]  # scraped once per pod
+    assert [e["port"] for e in monitor["endpoints"]] == ["metrics"]
+
+
+def test_the_autoscaler_scales_the_deployment_on_the_adapters_metric() -> None:
+    objects = by_kind_and_name(render(KUBERNETES))
+    hpa = objects["HorizontalPodAutoscaler", "triton"]["spec"]
+    assert (hpa["scaleTargetRef"]["kind"], hpa["scaleTargetRef"]["name"]) in objects
+    (metric,) = hpa["metrics"]
+    (rule,) = ADAPTER["rules"]["custom"]
+    assert metric["type"] == "Pods"
+    assert metric["pods"]["metric"]["name"] == rule["name"]["as"]
+    assert rule["resources"]["overrides"]["pod"] == {"resource": "pod"}
+    budget = objects["PodDisruptionBudget", "triton"]["spec"]["minAvailable"]
+    assert budget < hpa["minReplicas"]  # a drain can always evict one pod
+
+
+@pytest.mark.e2e
+def test_the_adapter_rule_queries_metrics_triton_exposes(server) -> None:
+    (rule,) = ADAPTER["rules"]["custom"]
+    used = set(re.findall(r"\bnv_\w+", rule["seriesQuery"] + rule["metricsQuery"]))
+    assert used == {"nv_inference_queue_duration_us", "nv_inference_request_success"}
+    with urllib.request.urlopen(server.endpoints.metrics_url, timeout=10) as response:
+        exposed = set(re.findall(r"^(nv_\w+)", response.read().decode(), re.M))
+    assert used <= exposed, used - exposed
+
+
+def test_in_flight_requests_finish_before_the_pod_is_killed() -> None:
+    """The preStop sleep (the Service stops routing) and Triton's exit timeout (in-flight
+    requests) both fit in the grace period."""
+    deployment = find(KUBERNETES, "Deployment", "triton")
+    triton = container(deployment)
+    sleep, seconds = triton["lifecycle"]["preStop"]["exec"]["command"]
+    assert sleep == "sleep"
+    exit_timeout = int(flag(triton["args"], "--exit-timeout-secs"))
+    assert pod_spec(deployment)["terminationGracePeriodSeconds"] > int(seconds) + exit_timeout
+
+
+def test_the_pods_run_unprivileged() -> None:
+    for directory in (KUBERNETES, MODEL_REPOSITORY, LOADTEST):
+        for workload in render(directory):
+            if workload["kind"] not in ("Deployment", "Job"):
+                continue
+            spec = pod_spec(workload)
+            assert spec["securityContext"]["runAsNonRoot"] is True
+            assert spec["securityContext"]["runAsUser"] != 0
+            assert spec["automountServiceAccountToken"] is False
+            for each in spec["containers"]:
+                assert each["securityContext"]["readOnlyRootFilesystem"] is True
+                assert each["securityContext"]["capabilities"]["drop"] == ["ALL"]
+                assert each["securityContext"]["allowPrivilegeEscalation"] is False
+                assert each["resources"]["limits"]["memory"]
+
+
+def test_the_gpu_overlay_only_adds_a_gpu_and_its_nodes() -> None:
+    gpu = find(GPU, "Deployment", "triton")
+    spec = pod_spec(gpu)
+    assert container(gpu)["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert spec["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    assert [t["key"] for t in spec["tolerations"]] == ["nvidia.com/gpu"]
+    del container(gpu)["resources"]["limits"]["nvidia.com/gpu"], spec["nodeSelector"]
+    del spec["tolerations"]
+    assert gpu == find(KUBERNETES, "Deployment", "triton")
+    assert by_kind_and_name(render(GPU)).keys() == by_kind_and_name(render(KUBERNETES)).keys()
+
+
+def test_the_object_storage_overlay_only_moves_the_repository() -> None:
+    triton = container(find(OBJECT_STORAGE, "Deployment", "triton"))
+    compose = SERVICES["triton"]["command"]
+    assert flag(triton["args"], "--model-repository").startswith("s3://")
+    assert [a for a in triton["args"] if not a.startswith("--model-repository=")] == [
+        a for a in compose if not a.startswith("--model-repository=")
+    ]
+    spec = pod_spec(find(OBJECT_STORAGE, "Deployment", "triton"))
+    assert claims(find(OBJECT_STORAGE, "Deployment", "triton")) == []
+    assert {m["name"] for m in triton["volumeMounts"]} == {v["name"] for v in spec["volumes"]}
+    assert {v["name"]: v["emptyDir"].get("sizeLimit") for v in spec["volumes"]}["tmp"] == "10Gi"
+    assert [e["secretRef"]["name"] for e in triton["envFrom"]] == ["emotriton-object-storage"]
+
+
+def test_the_guides_apply_only_kustomizations_validated_here() -> None:
+    def applied(text: str) -> set[Path]:
+        return {ROOT / p for p in re.findall(r"kubectl (?:apply|delete) -k ([\w/-]+)", text)}
+
+    guide, readme = SCALE_OUT.read_text(), (ROOT / "README.md").read_text()
+    assert applied(guide) == set(KUSTOMIZATIONS)
+    assert KUBERNETES in applied(readme) <= set(KUSTOMIZATIONS)
+    for path in re.findall(r"\b(deploy/[\w./-]+)", guide + readme):
+        assert (ROOT / path.rstrip(".")).exists(), path
+
+
+# --- the probes against the real server ---------------------------------------------------
+
+
+def probes() -> list[tuple[str, Object, list[Object]]]:
+    """(where, httpGet, the container's ports) of every probe on Triton."""
+    triton = container(find(KUBERNETES, "Deployment", "triton"))
+    (runtime,) = find(KSERVE, "ServingRuntime", "emotriton-triton")["spec"]["containers"]
+    return [
+        (f"{where}.{probe}", owner[probe]["httpGet"], owner["ports"])
+        for where, owner in (("deployment", triton), ("kserve", runtime))
+        for probe in ("startupProbe", "readinessProbe", "livenessProbe")
+        if probe in owner
+    ]
+
+
+def test_the_probes_ask_the_http_port() -> None:
+    compose_check = " ".join(SERVICES["triton"]["healthcheck"]["test"])
+    for where, get, ports in probes():
+        port = get["port"]
+        (number,) = [
+            p["containerPort"] for p in ports if port in (p.get("name"), p["containerPort"])
+        ]
+        assert number == 8000, where
+        assert f":{number}/" in compose_check
+        assert get["path"] in ("/v2/health/ready", "/v2/health/live"), where
+
+
+@pytest.mark.e2e
+def test_the_local_server_answers_the_probes(tmp_path: Path) -> None:
+    """Triton answers every probe's path on its HTTP port (an empty repository is enough)."""
+    with LocalServer(tmp_path) as server:
+        for where, get, _ in probes():
+            url = f"http://{server.endpoints.http_url}{get['path']}"
+            with urllib.request.urlopen(url, timeout=5) as response:
+                assert response.status == 200, where
