@@ -378,7 +378,7 @@ def _add_loadtest(commands: argparse._SubParsersAction) -> None:
 def _loadtest(args: argparse.Namespace) -> int:
     from contextlib import nullcontext
 
-    from emoclient._core import DEFAULT_URLS
+    from emoclient import DEFAULT_URLS
     from emoload.runner import run_locust
 
     local = None
