@@ -376,6 +376,8 @@ class BaseClient:
     ) -> None:
         if protocol not in DEFAULT_URLS:
             raise ConfigurationError(f"protocol must be 'grpc' or 'http', not {protocol!r}")
+        if url is not None and "://" in url:
+            raise ConfigurationError(f"url is HOST:PORT, without a scheme, not {url!r}")
         if timeout is not None and timeout <= 0:
             raise ConfigurationError(f"timeout must be positive or None, not {timeout}")
         require_at_least_one("batch_size", batch_size)
@@ -399,7 +401,7 @@ class BaseClient:
         """The texts as a request tensor; checked before anything is sent."""
         return encode_texts(texts_of(texts), self.max_text_bytes)
 
-    def _call_of(
+    def _plan(
         self, info: ModelInfo, payload: np.ndarray, threshold: Threshold, top_k: int | None
     ) -> Call:
         decision = Decision.for_call(info, threshold, top_k)

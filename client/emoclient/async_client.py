@@ -41,7 +41,7 @@ class AsyncClient(BaseClient):
         payload = self._payload(texts)
         if not len(payload):
             return []
-        call = self._call_of(await self.model(model), payload, threshold, top_k)
+        call = self._plan(await self.model(model), payload, threshold, top_k)
         bound = asyncio.Semaphore(self.max_concurrency)
 
         async def send(request: Request) -> Any:

@@ -49,7 +49,7 @@ class Client(BaseClient):
         payload = self._payload(texts)
         if not len(payload):
             return []
-        call = self._call_of(self.model(model), payload, threshold, top_k)
+        call = self._plan(self.model(model), payload, threshold, top_k)
         return call.results([self._send(request, model) for request in call.requests])
 
     def model(self, name: str) -> ModelInfo:

@@ -143,11 +143,11 @@ def test_chunks_cover_every_text_once_in_order(total: int, size: int, expected: 
 
 def test_a_call_is_split_at_the_smaller_of_batch_size_and_the_models(client: Client) -> None:
     payload = encode_texts([f"text {i}" for i in range(10)])
-    assert len(client._call_of(MULTI_LABEL, payload, None, None).requests) == 3  # 4, 4, 2
+    assert len(client._plan(MULTI_LABEL, payload, None, None).requests) == 3  # 4, 4, 2
     with Client(URL, batch_size=3) as small:
-        assert len(small._call_of(MULTI_LABEL, payload, None, None).requests) == 4
+        assert len(small._plan(MULTI_LABEL, payload, None, None).requests) == 4
     with Client(URL, batch_size=100) as large:
-        assert len(large._call_of(MULTI_LABEL, payload, None, None).requests) == 3
+        assert len(large._plan(MULTI_LABEL, payload, None, None).requests) == 3
 
 
 # Decisions and results
@@ -220,7 +220,7 @@ def infer_result(scores: np.ndarray, predicted: np.ndarray) -> InferResult:
 
 def test_a_call_assembles_the_results_of_its_parts_in_order(client: Client) -> None:
     payload = encode_texts([f"text {i}" for i in range(6)])
-    call = client._call_of(MULTI_LABEL, payload, None, 1)
+    call = client._plan(MULTI_LABEL, payload, None, 1)
     rows = np.eye(3, dtype=np.float32)[[0, 1, 2, 0, 1, 2]]
     responses = [infer_result(rows[part], rows[part] > 0.5) for part in call.parts]
     results = call.results(responses)
@@ -386,6 +386,7 @@ def test_default_urls_are_public_and_read_only() -> None:
     ("options", "message"),
     [
         ({"protocol": "udp"}, "protocol must be 'grpc' or 'http', not 'udp'"),
+        ({"url": "http://localhost:8000"}, "url is HOST:PORT, without a scheme"),
         ({"timeout": 0}, "timeout must be positive or None"),
         ({"batch_size": 0}, "batch_size must be at least 1"),
         ({"max_text_bytes": 0}, "max_text_bytes must be at least 1"),
@@ -394,7 +395,7 @@ def test_default_urls_are_public_and_read_only() -> None:
 )
 def test_invalid_options_are_configuration_errors(options: dict, message: str) -> None:
     with pytest.raises(ConfigurationError, match=message) as caught:
-        Client(URL, **options)
+        Client(**{"url": URL, **options})
     assert isinstance(caught.value, EmotritonError) and isinstance(caught.value, ValueError)
 
 
