@@ -272,13 +272,18 @@ class Call:
 # Triton parses request JSON with TritonJson, whose parse errors are INTERNAL, so a malformed
 # request comes back as 500 with this message: the request's fault, not the server's.
 _MALFORMED_JSON = "failed to parse the request json buffer"
+# A model in the repository with no version loaded (NOT_FOUND "Request for unknown model: 'x'
+# has no available versions"): it is loading, or unloading while the server shuts down, so the
+# call is retried; a model the server does not have "is not found".
+_NOT_LOADED = "has no available versions"
 
 
 def translate(status: str, message: str, url: str, timeout: float | None) -> EmotritonError | None:
     """The SDK's error for a tritonclient status and message; None for an unknown model, which
     the caller turns into ModelNotFoundError (it needs the served models' names)."""
     lowered = message.lower()
-    if "UNAVAILABLE" in status or status == "503" or "failed to connect" in lowered:
+    unreachable = "UNAVAILABLE" in status or status == "503" or "failed to connect" in lowered
+    if unreachable or _NOT_LOADED in lowered:
         return ServerUnavailableError(url, message)
     if "DEADLINE_EXCEEDED" in status or "timed out" in lowered or "deadline" in lowered:
         return InferenceTimeoutError(f"no answer from {url} within {timeout}s")

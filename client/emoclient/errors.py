@@ -15,8 +15,9 @@ class ConfigurationError(EmotritonError, ValueError):
 
 
 class ServerUnavailableError(EmotritonError):
-    """Nothing answered at the URL (server down, wrong address, or not ready), or the
-    connection closed before the answer came (a server restart)."""
+    """Nothing answered at the URL (server down, wrong address, or not ready), the connection
+    closed before the answer came, or the model has no version loaded (a server restart, or a
+    model loading or unloading)."""
 
     def __init__(self, url: str, detail: str = "") -> None:
         super().__init__(f"no Triton server reachable at {url}" + (f": {detail}" if detail else ""))

@@ -241,6 +241,11 @@ def server_exception(message: str, status: str) -> InferenceServerException:
         ("StatusCode.UNAVAILABLE", "Socket closed", ServerUnavailableError),
         ("", "failed to connect to all addresses", ServerUnavailableError),
         ("503", "Server not ready", ServerUnavailableError),
+        (
+            "StatusCode.NOT_FOUND",
+            "Request for unknown model: 'toy' has no available versions",
+            ServerUnavailableError,
+        ),
         ("StatusCode.DEADLINE_EXCEEDED", "Deadline Exceeded", InferenceTimeoutError),
         ("StatusCode.INVALID_ARGUMENT", "text 0 is not valid UTF-8", InvalidInputError),
         ("400", "unexpected shape for input 'TEXT'", InvalidInputError),
