@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +26,7 @@ from emoclient import (
     RetryPolicy,
     ServerUnavailableError,
 )
+from emoclient._base_client import translate
 from emoserve import LocalServer
 from emoserve.launcher import free_port
 
@@ -158,6 +162,19 @@ def test_bad_input_names_the_index(server: LocalServer) -> None:
     assert not_text.value.index == 1
 
 
+def test_malformed_request_json_is_the_requests_fault(server: LocalServer) -> None:
+    """Triton's HTTP front end answers unparsable JSON with 500 (TritonJson's parse errors are
+    INTERNAL); the SDK reports it as the request's fault, not the server's."""
+    request = urllib.request.Request(
+        f"http://{server.endpoints.http_url}/v2/models/emotion/infer", data=b"{", method="POST"
+    )
+    with pytest.raises(urllib.error.HTTPError) as answer:
+        urllib.request.urlopen(request, timeout=10)
+    message = json.loads(answer.value.read())["error"]
+    error = translate(str(answer.value.code), message, server.endpoints.http_url, 10)
+    assert answer.value.code == 500 and isinstance(error, InvalidInputError), message
+
+
 SLOW_SUFFIX = """
 
 import time as _time
@@ -207,13 +224,17 @@ def test_timeout_against_a_slow_model(slow_server: LocalServer, protocol: str) -
         asyncio.run(run())
 
 
+def emotion_only(repository: Path, target: Path) -> Path:
+    """A repository of the toy `emotion` ensemble alone, which starts fastest."""
+    for part in ("", "_tokenizer", "_encoder", "_postprocess"):
+        shutil.copytree(repository / f"emotion{part}", target / f"emotion{part}")
+    return target
+
+
 def test_a_call_made_while_the_server_starts_is_retried_until_it_answers(
     repository: Path, tmp_path: Path
 ) -> None:
-    small = tmp_path / "repository"
-    for part in ("", "_tokenizer", "_encoder", "_postprocess"):
-        shutil.copytree(repository / f"emotion{part}", small / f"emotion{part}")
-    server = LocalServer(small)
+    server = LocalServer(emotion_only(repository, tmp_path / "repository"))
     failures: list[BaseException] = []
 
     def start() -> None:
@@ -235,6 +256,43 @@ def test_a_call_made_while_the_server_starts_is_retried_until_it_answers(
         starter.join()
         server.stop()
     assert not failures
+
+
+def test_calls_across_a_server_restart_are_retried_until_answered(
+    repository: Path, tmp_path: Path
+) -> None:
+    """Both protocols keep calling while the server stops and starts again on the same ports.
+    A request cut by the restart (over HTTP, a connection closed before the answer) is retried
+    like a refused one, so every call is answered."""
+    patient = RetryPolicy(attempts=240, backoff=0.25, max_backoff=0.5)
+    answered = dict.fromkeys(PROTOCOLS, 0)
+    failures: list[BaseException] = []
+    done = threading.Event()
+    with LocalServer(emotion_only(repository, tmp_path / "repository")) as server:
+
+        def keep_calling(protocol: str) -> None:
+            try:
+                with Client(url_for(server, protocol), protocol=protocol, retry=patient) as client:
+                    while not done.is_set():
+                        client.classify("hello", model="emotion")
+                        answered[protocol] += 1
+                        time.sleep(0.02)
+            except BaseException as error:
+                failures.append(error)
+
+        callers = [threading.Thread(target=keep_calling, args=(p,)) for p in PROTOCOLS]
+        for caller in callers:
+            caller.start()
+        time.sleep(1.0)
+        server.stop()
+        before_restart = dict(answered)
+        server.start()
+        time.sleep(1.0)
+        done.set()
+        for caller in callers:
+            caller.join()
+    assert not failures, failures
+    assert all(answered[p] > before_restart[p] > 0 for p in PROTOCOLS), answered
 
 
 def test_the_client_installs_and_imports_without_the_heavy_dependencies(tmp_path: Path) -> None:

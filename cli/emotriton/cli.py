@@ -18,8 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from emoclient import EmotritonError
-from emoclient._core import DEFAULT_URLS
+from emoclient import DEFAULT_URLS, EmotritonError
 
 
 class UsageError(EmotritonError):

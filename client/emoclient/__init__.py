@@ -7,10 +7,11 @@ with Client("localhost:8001") as client:
         print(result.labels, result.top(3))
 """
 
-from ._core import RetryPolicy
+from ._base_client import DEFAULT_URLS, RetryPolicy
 from .async_client import AsyncClient
 from .client import Client
 from .errors import (
+    ConfigurationError,
     EmotritonError,
     InferenceTimeoutError,
     InvalidInputError,
@@ -22,9 +23,11 @@ from .errors import (
 from .results import Classification, Health, ModelInfo
 
 __all__ = [
+    "DEFAULT_URLS",
     "AsyncClient",
     "Classification",
     "Client",
+    "ConfigurationError",
     "EmotritonError",
     "Health",
     "InferenceTimeoutError",

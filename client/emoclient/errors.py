@@ -9,8 +9,15 @@ class EmotritonError(Exception):
     """Base of every error the SDK raises."""
 
 
+class ConfigurationError(EmotritonError, ValueError):
+    """A client option is invalid (an unknown protocol, a TLS file that cannot be read, ...);
+    raised when the client is built, before anything connects."""
+
+
 class ServerUnavailableError(EmotritonError):
-    """Nothing answered at the URL (server down, wrong address, or not ready)."""
+    """Nothing answered at the URL (server down, wrong address, or not ready), the connection
+    closed before the answer came, or the model has no version loaded (a server restart, or a
+    model loading or unloading)."""
 
     def __init__(self, url: str, detail: str = "") -> None:
         super().__init__(f"no Triton server reachable at {url}" + (f": {detail}" if detail else ""))
