@@ -25,6 +25,7 @@ import grpc.experimental.gevent as grpc_gevent
 
 grpc_gevent.init_gevent()  # before any channel: gRPC's I/O must yield to gevent's loop
 
+import gevent  # noqa: E402
 import numpy as np  # noqa: E402
 from locust import FastHttpUser, User, constant, events, task  # noqa: E402
 from locust.stats import PERCENTILES_TO_REPORT, StatsCSV  # noqa: E402
@@ -44,6 +45,10 @@ from emoload.summary import (  # noqa: E402
     STATS_CSV,
     LoadSummary,
 )
+
+# gevent's loop caches its clock, and nothing has run it during the imports above (seconds on a
+# busy machine): Locust would start --run-time's timer from that stale time, and stop early.
+gevent.get_hub().loop.update_now()
 
 TEXTS_TYPE = "TEXTS"
 _latencies: list[float] = []  # milliseconds of every request (not texts) of the current test
