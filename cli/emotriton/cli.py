@@ -489,47 +489,90 @@ def _classify(args: argparse.Namespace) -> int:
 
 
 def _add_loadtest(commands: argparse._SubParsersAction) -> None:
+    from emoload.runner import LoadTest
+
     parser = commands.add_parser(
         "loadtest",
         help="run Locust headless against a server, or a local one on a repository",
         description="Load-test a served model with Locust (single texts and batches, weighted "
-        "3:1), write Locust's CSV and HTML reports into --out, and print requests/s, texts/s, "
-        "latency percentiles and failures. Exits 1 if any request failed.",
+        "3:1), once per number of --users. Each run writes Locust's CSV and HTML reports into "
+        "--out/users-N and prints requests/s, texts/s, latency percentiles and failures; "
+        "--out/loadtest.png plots them against users. Exits 1 if any request failed, 2 if the "
+        "test cannot run (no server, model not served, no corpus).",
     )
     add = _env_default(parser)
     _add_connection(add)
     add("--repository", type=Path, help="start a local server on this repository instead")
-    add("--users", type=int, default=4, help="concurrent Locust users")
-    add("--spawn-rate", type=float, default=4.0, help="users started per second")
-    add("--duration", type=int, default=30, help="seconds of load")
-    add("--batch-size", type=int, default=16, help="texts in a batch request")
-    add("--corpus", type=Path, help="texts, one per line (default: a go_emotions sample)")
-    add("--out", type=Path, default=Path("build/loadtest"), help="folder for the reports")
+    add(
+        "--users",
+        type=int,
+        nargs="+",
+        action="extend",
+        default=list(_default(LoadTest, "users")),
+        help="concurrent Locust users; several numbers run one test each",
+    )
+    add(
+        "--spawn-rate",
+        type=float,
+        default=_default(LoadTest, "spawn_rate"),
+        help="users started per second",
+    )
+    add("--duration", type=int, default=_default(LoadTest, "seconds"), help="seconds per run")
+    add(
+        "--batch-size",
+        type=int,
+        default=_default(LoadTest, "batch_size"),
+        help="texts in a batch request",
+    )
+    add("--corpus", type=Path, default=_default(LoadTest, "corpus"), help="texts, one per line")
+    add("--out", type=Path, default=_default(LoadTest, "out"), help="folder for the reports")
     parser.set_defaults(run=_loadtest)
 
 
 def _loadtest(args: argparse.Namespace) -> int:
     from contextlib import nullcontext
 
-    from emoload.runner import run_locust
+    from emoload.runner import LoadTest
+    from emoload.summary import LoadSummary
 
-    local = None
-    if args.repository:
-        from emoserve import LocalServer
+    test = LoadTest(
+        model=args.model,
+        protocol=args.protocol,
+        users=tuple(args.users),
+        spawn_rate=args.spawn_rate,
+        seconds=args.duration,
+        batch_size=args.batch_size,
+        corpus=args.corpus,
+        out=args.out,
+    )
+    test.check()  # before a local server starts
 
-        local = LocalServer(args.repository)
-    with local or nullcontext():
-        if local is not None:
-            url = local.endpoints.grpc_url if args.protocol == "grpc" else local.endpoints.http_url
-        else:
-            url = args.url or DEFAULT_URLS[args.protocol]
-        summary = run_locust(
-            url, args.protocol, args.model, args.users, args.spawn_rate, args.duration,
-            args.batch_size, args.corpus, args.out,
-        )  # fmt: skip
-    print(f"{args.protocol} {args.users} users: {summary}")
-    print(f"reports: {args.out}/report.html, {args.out}/locust_stats.csv")
-    return 1 if summary.failures else 0
+    def terminate(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    def report(step: LoadSummary) -> None:
+        print(f"{args.protocol} {step.users} users: {step}", flush=True)
+
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        local = None
+        if args.repository:
+            from emoserve import LocalServer
+
+            local = LocalServer(args.repository)
+        with local or nullcontext():
+            if local is not None:
+                endpoints = local.endpoints
+                url = endpoints.grpc_url if args.protocol == "grpc" else endpoints.http_url
+            else:
+                url = args.url or DEFAULT_URLS[args.protocol]
+            steps = test.run(url, progress=report)
+    except KeyboardInterrupt:
+        print("emotriton: loadtest interrupted", file=sys.stderr)
+        return 130
+    folders = ", ".join(str(test.folder(step.users)) for step in steps)
+    print(f"reports (report.html, locust_stats.csv): {folders}; plot: {test.plot_path}")
+    return 1 if any(step.failed for step in steps) else 0
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,16 +6,17 @@
 Each user sends a single short text (weight 3) or a batch of --batch-size texts (weight 1), drawn
 from --corpus. Every request is reported twice: once as itself (`single`, `batch`), and once per
 text it carried, as type TEXTS, so Locust's report shows texts per second beside requests per
-second. (Locust's Aggregated row mixes both; read the named rows.)
+second. (Locust's Aggregated row mixes both; read the named rows.) With --report-dir, the run's
+summary and CSV files are written there when the test stops (see emoload.summary).
 
     locust -f loadtest/emoload/locustfile.py GrpcUser --host localhost:8001 --model go_emotions
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
+import csv
 import random
-import statistics
 import time
 from functools import cache
 from pathlib import Path
@@ -24,13 +25,33 @@ import grpc.experimental.gevent as grpc_gevent
 
 grpc_gevent.init_gevent()  # before any channel: gRPC's I/O must yield to gevent's loop
 
+import gevent  # noqa: E402
+import numpy as np  # noqa: E402
 from locust import FastHttpUser, User, constant, events, task  # noqa: E402
+from locust.stats import PERCENTILES_TO_REPORT, StatsCSV  # noqa: E402
 
-from emoclient import Client, EmotritonError, RetryPolicy  # noqa: E402
+from emoclient import (  # noqa: E402
+    Client,
+    EmotritonError,
+    RetryPolicy,
+    ServerError,
+    ServerUnavailableError,
+)
+from emoclient.protocol import PREDICTED_OUTPUT, SCORES_OUTPUT, TEXT_INPUT  # noqa: E402
+from emoload.corpus import DEFAULT_CORPUS, read_corpus  # noqa: E402
+from emoload.summary import (  # noqa: E402
+    EXCEPTIONS_CSV,
+    FAILURES_CSV,
+    STATS_CSV,
+    LoadSummary,
+)
 
-DEFAULT_CORPUS = Path(__file__).with_name("corpus.txt")
+# gevent's loop caches its clock, and nothing has run it during the imports above (seconds on a
+# busy machine): Locust would start --run-time's timer from that stale time, and stop early.
+gevent.get_hub().loop.update_now()
+
 TEXTS_TYPE = "TEXTS"
-_latencies: list[float] = []  # milliseconds of every request (not texts), for the summary
+_latencies: list[float] = []  # milliseconds of every request (not texts) of the current test
 
 
 @events.init_command_line_parser.add_listener
@@ -38,15 +59,10 @@ def _options(parser) -> None:
     parser.add_argument("--model", default="go_emotions", help="served ensemble name")
     parser.add_argument("--batch-size", type=int, default=16, help="texts in a batch request")
     parser.add_argument("--corpus", default=str(DEFAULT_CORPUS), help="texts, one per line")
-    parser.add_argument("--summary-json", default="", help="write the run's summary here")
+    parser.add_argument("--report-dir", default="", help="write the summary and CSVs here")
 
 
-@cache
-def corpus(path: str) -> tuple[str, ...]:
-    texts = tuple(line for line in Path(path).read_text(encoding="utf-8").splitlines() if line)
-    if not texts:
-        raise ValueError(f"corpus {path} has no texts")
-    return texts
+corpus = cache(read_corpus)
 
 
 def record(environment, texts: int, elapsed: float, error: Exception | None) -> None:
@@ -70,8 +86,7 @@ class _EmotionTasks(User):
     wait_time = constant(0)
 
     def texts(self, count: int) -> list[str]:
-        options = self.environment.parsed_options
-        return random.sample(corpus(options.corpus), count)
+        return random.choices(corpus(self.environment.parsed_options.corpus), k=count)
 
     @task(3)
     def single(self) -> None:
@@ -87,7 +102,11 @@ class GrpcUser(_EmotionTasks):
 
     def on_start(self) -> None:
         self.client = Client(self.host, timeout=60, retry=RetryPolicy(attempts=1))
-        self.client.model(self.environment.parsed_options.model)  # labels, read once
+        # Read the labels once, outside the measured requests. If the server cannot answer,
+        # each request reports why; a failed on_start would leave the client open, and a
+        # gevent gRPC channel left open keeps Locust from exiting.
+        with contextlib.suppress(EmotritonError):
+            self.client.model(self.environment.parsed_options.model)
 
     def on_stop(self) -> None:
         self.client.close()
@@ -117,43 +136,73 @@ class HttpUser(_EmotionTasks, FastHttpUser):
         model = self.environment.parsed_options.model
         body = {
             "inputs": [
-                {"name": "TEXT", "shape": [len(texts), 1], "datatype": "BYTES", "data": texts}
+                {"name": TEXT_INPUT, "shape": [len(texts), 1], "datatype": "BYTES", "data": texts}
             ],
-            "outputs": [{"name": "SCORES"}, {"name": "PREDICTED"}],
+            "outputs": [{"name": SCORES_OUTPUT}, {"name": PREDICTED_OUTPUT}],
         }
-        started, error = time.perf_counter(), None
+        started = time.perf_counter()
         with self.rest("POST", f"/v2/models/{model}/infer", json=body, name=name) as response:
-            if response.status_code != 200:
-                error = RuntimeError(f"HTTP {response.status_code}: {response.text[:200]}")
-            elif len(response.js["outputs"][0]["data"]) == 0:
-                error = RuntimeError("no scores in the response")
+            error = self._error(response)
             if error is not None:
                 response.failure(error)
         # FastHttpUser has reported the request itself.
         record(self.environment, len(texts), (time.perf_counter() - started) * 1000, error)
 
+    def _error(self, response) -> EmotritonError | None:
+        """Why `response` holds no scores, in the SDK's words."""
+        if response.content is None:  # no HTTP answer: refused, reset, timed out
+            return ServerUnavailableError(self.host, str(response.error))
+        if response.status_code != 200:
+            return ServerError(response.text or "", status=f"HTTP {response.status_code}")
+        outputs = {output["name"]: output for output in (response.js or {}).get("outputs", [])}
+        if not outputs.get(SCORES_OUTPUT, {}).get("data"):
+            return ServerError(f"no {SCORES_OUTPUT} in the response")
+        return None
 
-@events.quitting.add_listener
-def _write_summary(environment, **kwargs) -> None:
-    """Exact request percentiles and rates, for `emotriton loadtest` (single-process runs)."""
-    path = environment.parsed_options.summary_json
-    stats = environment.stats
-    if not path or not _latencies:
+
+@events.test_start.add_listener
+def _forget_latencies(**kwargs) -> None:
+    _latencies.clear()
+
+
+@events.test_stop.add_listener
+def _write_reports(environment, **kwargs) -> None:
+    """The summary and the CSVs, from the stats as they stand once every user has stopped.
+
+    Locust's own --csv rewrites its files once a second and not after the last requests, so it
+    would lag the summary; these are written together, from one snapshot.
+    """
+    folder = environment.parsed_options.report_dir
+    if not folder:
         return
-    texts = stats.get("texts", TEXTS_TYPE)
-    duration = max(stats.last_request_timestamp - stats.start_time, 1e-9)
-    requests = sum(e.num_requests for e in stats.entries.values() if e.method != TEXTS_TYPE)
-    failures = sum(e.num_failures for e in stats.entries.values() if e.method != TEXTS_TYPE)
-    quantiles = statistics.quantiles(_latencies, n=100) if len(_latencies) > 1 else _latencies * 99
-    summary = {
-        "requests": requests,
-        "failures": failures,
-        "texts": texts.num_requests,
-        "seconds": duration,
-        "requests_per_s": requests / duration,
-        "texts_per_s": texts.num_requests / duration,
-        "p50_ms": quantiles[49],
-        "p95_ms": quantiles[94],
-        "p99_ms": quantiles[98],
-    }
-    Path(path).write_text(json.dumps(summary, indent=2) + "\n")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    stats = environment.stats
+    requests = [entry for entry in stats.entries.values() if entry.method != TEXTS_TYPE]
+    count = sum(entry.num_requests for entry in requests)
+    texts = stats.get("texts", TEXTS_TYPE).num_requests
+    seconds = (stats.last_request_timestamp or stats.start_time) - stats.start_time
+    per_s = 1 / seconds if seconds > 0 else 0.0
+    p50, p95, p99 = (
+        np.percentile(_latencies, [50, 95, 99]).tolist() if _latencies else (None, None, None)
+    )
+    LoadSummary(
+        users=environment.parsed_options.num_users,
+        requests=count,
+        failures=sum(entry.num_failures for entry in requests),
+        texts=texts,
+        seconds=seconds,
+        requests_per_s=count * per_s,
+        texts_per_s=texts * per_s,
+        p50_ms=p50,
+        p95_ms=p95,
+        p99_ms=p99,
+    ).write(folder)
+    tables = StatsCSV(environment, PERCENTILES_TO_REPORT)
+    for name, write in (
+        (STATS_CSV, tables.requests_csv),
+        (FAILURES_CSV, tables.failures_csv),
+        (EXCEPTIONS_CSV, tables.exceptions_csv),
+    ):
+        with (folder / name).open("w", newline="") as file:
+            write(csv.writer(file))

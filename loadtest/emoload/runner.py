@@ -1,70 +1,177 @@
-"""`emotriton loadtest`: Locust, headless, against a URL or a local server it starts."""
+"""`emotriton loadtest`: Locust headless, one run per number of users, and a plot of them all.
+
+Locust runs as a child process (it monkey-patches the interpreter with gevent), in a session of
+its own that dies with the runner: Linux kills it if the runner's process ends, however it ends,
+and the runner ends it on any way out of `LoadTest.run`, Ctrl-C included.
+"""
 
 from __future__ import annotations
 
-import json
+import contextlib
+import ctypes
+import importlib.util
+import os
+import re
+import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from emoclient import Client, RetryPolicy
+
+from .corpus import DEFAULT_CORPUS, read_corpus
+from .errors import LoadTestError
+from .summary import HTML_REPORT, LOG_FILE, LoadSummary
+
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 USER_CLASSES = {"grpc": "GrpcUser", "http": "HttpUser"}
+DEPENDENCIES = ("locust", "matplotlib")  # the `loadtest` extra
+PLOT_FILE = "loadtest.png"
+STOP_TIMEOUT_S = 10  # at the end, users finish the request they are in
+START_AND_REPORT_S = 30  # Locust's start-up and report writing, on a busy machine
+CHECK_TIMEOUT_S = 30.0  # a refused connection fails at once; a first inference may be slow
+WARM_UP_TEXT = "Thank you so much, this made my day!"
 
-
-class LoadTestError(RuntimeError):
-    """Locust could not run the test."""
+_PR_SET_PDEATHSIG = 1
+_prctl = getattr(ctypes.CDLL(None, use_errno=True), "prctl", None)  # Linux; found before fork
 
 
 @dataclass(frozen=True)
-class LoadSummary:
-    requests: int
-    failures: int
-    texts: int
-    seconds: float
-    requests_per_s: float
-    texts_per_s: float
-    p50_ms: float
-    p95_ms: float
-    p99_ms: float
+class LoadTest:
+    """A load test of `model`: one Locust run of `seconds` per entry of `users`, each into
+    `out/users-N/`, and `out/loadtest.png` across them."""
 
-    def __str__(self) -> str:
-        return (
-            f"{self.requests} requests ({self.texts} texts) in {self.seconds:.1f} s: "
-            f"{self.requests_per_s:.1f} requests/s, {self.texts_per_s:.1f} texts/s; "
-            f"latency p50 {self.p50_ms:.1f} ms, p95 {self.p95_ms:.1f} ms, "
-            f"p99 {self.p99_ms:.1f} ms; {self.failures} failed"
+    model: str
+    protocol: str = "grpc"
+    users: tuple[int, ...] = (4,)
+    spawn_rate: float = 4.0
+    seconds: int = 30
+    batch_size: int = 16
+    corpus: Path = DEFAULT_CORPUS
+    out: Path = Path("build/loadtest")
+
+    def __post_init__(self) -> None:
+        if self.protocol not in USER_CLASSES:
+            raise LoadTestError(f"protocol must be grpc or http, not {self.protocol!r}")
+        numbers = {
+            "users": min(self.users, default=0),
+            "spawn rate": self.spawn_rate,
+            "duration": self.seconds,
+            "batch size": self.batch_size,
+        }
+        for name, value in numbers.items():
+            if value <= 0:
+                raise LoadTestError(f"the {name} must be positive, not {value}")
+
+    @property
+    def plot_path(self) -> Path:
+        return self.out / PLOT_FILE
+
+    def folder(self, users: int) -> Path:
+        return self.out / f"users-{users}"
+
+    def check(self) -> None:
+        """What can be wrong before any server is involved: dependencies and the corpus."""
+        missing = [name for name in DEPENDENCIES if importlib.util.find_spec(name) is None]
+        if missing:
+            raise LoadTestError(
+                f"the load test needs {', '.join(missing)}: pip install 'emotriton[loadtest]'"
+            )
+        read_corpus(self.corpus)
+
+    def run(
+        self, url: str, progress: Callable[[LoadSummary], None] | None = None
+    ) -> list[LoadSummary]:
+        """Check, run every step (calling `progress` after each), plot; the steps' summaries."""
+        from .plot import plot_steps  # matplotlib: checked by check()
+
+        self.check()
+        check_served(url, self.protocol, self.model)
+        steps = []
+        for users in self.users:
+            steps.append(self._step(url, users))
+            if progress is not None:
+                progress(steps[-1])
+        plot_steps(steps, self.plot_path, f"{self.model}, {self.protocol}")
+        return steps
+
+    def _step(self, url: str, users: int) -> LoadSummary:
+        folder = self.folder(users)
+        folder.mkdir(parents=True, exist_ok=True)
+        host = url if self.protocol == "grpc" else f"http://{url}"
+        command = [
+            sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), USER_CLASSES[self.protocol],
+            "--headless", "--users", str(users), "--spawn-rate", str(self.spawn_rate),
+            "--run-time", f"{self.seconds}s", "--stop-timeout", str(STOP_TIMEOUT_S),
+            "--host", host, "--only-summary", "--exit-code-on-error", "0",
+            "--html", str(folder / HTML_REPORT), "--report-dir", str(folder),
+            "--model", self.model, "--batch-size", str(self.batch_size),
+            "--corpus", str(self.corpus),
+        ]  # fmt: skip
+        log = folder / LOG_FILE
+        limit = self.seconds + STOP_TIMEOUT_S + START_AND_REPORT_S
+        code = run_child(command, log, limit)
+        try:
+            return LoadSummary.read(folder)
+        except FileNotFoundError:
+            raise LoadTestError(
+                f"locust exited with code {code} and no summary: {last_error(log)} (log: {log})"
+            ) from None
+
+
+def check_served(url: str, protocol: str, model: str) -> None:
+    """Fail at once, in the SDK's words, if nothing answers at `url`, or it does not serve
+    `model`, or the model cannot classify: Locust would only count the same failure over and
+    over. The request also warms the model up, so the first run does not measure that."""
+    retry = RetryPolicy(attempts=1)
+    with Client(url, protocol=protocol, timeout=CHECK_TIMEOUT_S, retry=retry) as client:
+        client.classify(WARM_UP_TEXT, model=model)
+
+
+def run_child(command: list[str], log: Path, limit: float) -> int:
+    """Run `command` with its output in `log`; its exit code. Whatever happens, it is gone
+    when this returns."""
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches the runner, which ends the child
+            preexec_fn=_die_with_parent,
         )
+        try:
+            return process.wait(timeout=limit)
+        except subprocess.TimeoutExpired:
+            raise LoadTestError(
+                f"locust still running {limit:.0f} s after it started: {last_error(log)} "
+                f"(log: {log})"
+            ) from None
+        finally:
+            _end(process)
 
 
-def run_locust(
-    url: str,
-    protocol: str,
-    model: str,
-    users: int,
-    spawn_rate: float,
-    seconds: int,
-    batch_size: int,
-    corpus: Path | None,
-    out: Path,
-) -> LoadSummary:
-    """Run Locust headless; its CSV and HTML reports go to `out`."""
-    out.mkdir(parents=True, exist_ok=True)
-    host = url if protocol == "grpc" else f"http://{url}"
-    command = [
-        sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), USER_CLASSES[protocol],
-        "--headless", "--users", str(users), "--spawn-rate", str(spawn_rate),
-        "--run-time", f"{seconds}s", "--host", host, "--stop-timeout", "10",
-        "--csv", str(out / "locust"), "--html", str(out / "report.html"), "--only-summary",
-        "--model", model, "--batch-size", str(batch_size),
-        "--summary-json", str(out / "summary.json"), "--exit-code-on-error", "0",
-    ]  # fmt: skip
-    if corpus is not None:
-        command += ["--corpus", str(corpus)]
-    completed = subprocess.run(command, capture_output=True, text=True)
-    (out / "locust.log").write_text(completed.stdout + completed.stderr)
-    summary = out / "summary.json"
-    if completed.returncode != 0 or not summary.exists():
-        tail = "\n".join((completed.stdout + completed.stderr).splitlines()[-20:])
-        raise LoadTestError(f"locust failed (exit {completed.returncode}):\n{tail}")
-    return LoadSummary(**json.loads(summary.read_text()))
+def last_error(log: Path) -> str:
+    """The last line of `log` that names an exception, else its last line."""
+    lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    named = [line for line in lines if re.match(r"\s*[\w.]*(Error|Exception)\b", line)]
+    return (named or lines or ["no output"])[-1].strip()
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: Linux SIGKILLs it when the process that started it ends."""
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _end(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (Locust stops its users and writes its reports), then SIGKILL the session."""
+    if process.poll() is None:
+        process.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=STOP_TIMEOUT_S)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
