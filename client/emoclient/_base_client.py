@@ -27,6 +27,7 @@ from .errors import (
     EmotritonError,
     InferenceTimeoutError,
     InvalidInputError,
+    OverloadedError,
     ServerError,
     ServerUnavailableError,
 )
@@ -276,12 +277,16 @@ _MALFORMED_JSON = "failed to parse the request json buffer"
 # has no available versions"): it is loading, or unloading while the server shuts down, so the
 # call is retried; a model the server does not have "is not found".
 _NOT_LOADED = "has no available versions"
+# A model's queue policy shedding a request (Triton's RequestQueue: both UNAVAILABLE).
+_SHED = ("exceeds maximum queue size", "request timeout expired")
 
 
 def translate(status: str, message: str, url: str, timeout: float | None) -> EmotritonError | None:
     """The SDK's error for a tritonclient status and message; None for an unknown model, which
     the caller turns into ModelNotFoundError (it needs the served models' names)."""
     lowered = message.lower()
+    if any(reason in lowered for reason in _SHED):
+        return OverloadedError(url, message)
     unreachable = "UNAVAILABLE" in status or status == "503" or "failed to connect" in lowered
     if unreachable or _NOT_LOADED in lowered:
         return ServerUnavailableError(url, message)
@@ -422,8 +427,14 @@ class BaseClient:
             self._triton.InferRequestedOutput(wire.SCORES_OUTPUT),
             self._triton.InferRequestedOutput(wire.PREDICTED_OUTPUT),
         ]
-        # gRPC's deadline; the HTTP clients time out on their connection's timeouts.
-        deadline = {"client_timeout": self.timeout} if self.protocol == "grpc" else {}
+        # The timeout travels as the request's own (µs), so a model's queue drops the request
+        # once its caller has given up; gRPC also sets it as the call's deadline (the HTTP
+        # clients time out on their connection's timeouts).
+        deadline: dict[str, Any] = {}
+        if self.timeout is not None:
+            deadline["timeout"] = int(self.timeout * 1_000_000)
+            if self.protocol == "grpc":
+                deadline["client_timeout"] = self.timeout
         return partial(
             self._client.infer, model, [text], outputs=outputs, headers=self.headers, **deadline
         )

@@ -6,7 +6,12 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from ._base_client import BaseClient, Request, Texts, Threshold, require_at_least_one
-from .errors import ModelNotFoundError, ServerUnavailableError, UnsupportedModelError
+from .errors import (
+    ModelNotFoundError,
+    RetryableError,
+    ServerUnavailableError,
+    UnsupportedModelError,
+)
 from .results import Classification, Health, ModelInfo
 
 if TYPE_CHECKING:
@@ -85,11 +90,11 @@ class AsyncClient(BaseClient):
         await self.close()
 
     async def _send(self, request: Request, model: str | None = None) -> Any:
-        """`request`, retried with backoff while the server is unavailable."""
+        """`request`, retried with backoff while the server is unavailable or overloaded."""
         for delay in self.retry.delays():
             try:
                 return await self._attempt(request, model)
-            except ServerUnavailableError:
+            except RetryableError:
                 await asyncio.sleep(delay)
         return await self._attempt(request, model)
 

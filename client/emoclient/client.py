@@ -6,7 +6,12 @@ import time
 from typing import Any
 
 from ._base_client import BaseClient, Request, Texts, Threshold
-from .errors import ModelNotFoundError, ServerUnavailableError, UnsupportedModelError
+from .errors import (
+    ModelNotFoundError,
+    RetryableError,
+    ServerUnavailableError,
+    UnsupportedModelError,
+)
 from .results import Classification, Health, ModelInfo
 
 
@@ -85,11 +90,11 @@ class Client(BaseClient):
         self.close()
 
     def _send(self, request: Request, model: str | None = None) -> Any:
-        """`request`, retried with backoff while the server is unavailable."""
+        """`request`, retried with backoff while the server is unavailable or overloaded."""
         for delay in self.retry.delays():
             try:
                 return self._attempt(request, model)
-            except ServerUnavailableError:
+            except RetryableError:
                 time.sleep(delay)
         return self._attempt(request, model)
 

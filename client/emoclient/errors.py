@@ -14,13 +14,27 @@ class ConfigurationError(EmotritonError, ValueError):
     raised when the client is built, before anything connects."""
 
 
-class ServerUnavailableError(EmotritonError):
+class RetryableError(EmotritonError):
+    """A failure that the same call may not meet again a moment later; the clients retry
+    these with backoff (RetryPolicy)."""
+
+
+class ServerUnavailableError(RetryableError):
     """Nothing answered at the URL (server down, wrong address, or not ready), the connection
     closed before the answer came, or the model has no version loaded (a server restart, or a
     model loading or unloading)."""
 
     def __init__(self, url: str, detail: str = "") -> None:
         super().__init__(f"no Triton server reachable at {url}" + (f": {detail}" if detail else ""))
+        self.url = url
+
+
+class OverloadedError(RetryableError):
+    """The server shed the request: the model's queue was full, or the request waited in it
+    past its deadline (the client's timeout, which the SDK sends as the request's)."""
+
+    def __init__(self, url: str, detail: str) -> None:
+        super().__init__(f"the server at {url} is overloaded: {detail}")
         self.url = url
 
 

@@ -27,6 +27,8 @@ from emoclient import (
     InferenceTimeoutError,
     InvalidInputError,
     ModelInfo,
+    OverloadedError,
+    RetryableError,
     RetryPolicy,
     ServerError,
     ServerUnavailableError,
@@ -246,6 +248,8 @@ def server_exception(message: str, status: str) -> InferenceServerException:
             "Request for unknown model: 'toy' has no available versions",
             ServerUnavailableError,
         ),
+        ("StatusCode.UNAVAILABLE", "Exceeds maximum queue size", OverloadedError),
+        ("503", "Request timeout expired", OverloadedError),
         ("StatusCode.DEADLINE_EXCEEDED", "Deadline Exceeded", InferenceTimeoutError),
         ("StatusCode.INVALID_ARGUMENT", "text 0 is not valid UTF-8", InvalidInputError),
         ("400", "unexpected shape for input 'TEXT'", InvalidInputError),
@@ -257,8 +261,9 @@ def server_exception(message: str, status: str) -> InferenceServerException:
 def test_triton_statuses_become_the_sdks_errors(status: str, message: str, expected: type) -> None:
     error = translate(status, message, "triton:8001", 5.0)
     assert type(error) is expected
-    if expected is ServerUnavailableError:
+    if expected in (ServerUnavailableError, OverloadedError):
         assert "triton:8001" in str(error) and message in str(error)
+        assert isinstance(error, RetryableError)
     if expected is InferenceTimeoutError:
         assert str(error) == "no answer from triton:8001 within 5.0s"
     if expected is ServerError:
@@ -362,6 +367,33 @@ def test_the_async_client_retries_the_same_way(monkeypatch: pytest.MonkeyPatch) 
 
     assert asyncio.run(run()) == ("answer", 4)
     assert slept == pytest.approx([0.1, 0.2, 0.4])
+
+
+def test_a_shed_request_is_retried_with_backoff(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slept: list[float] = []
+    monkeypatch.setattr("emoclient.client.time.sleep", slept.append)
+    calls = []
+
+    def request() -> str:
+        calls.append(None)
+        if len(calls) < 3:
+            raise server_exception("Exceeds maximum queue size", "StatusCode.UNAVAILABLE")
+        return "answer"
+
+    assert client._send(request, "toy") == "answer" and slept == [0.2, 0.4]
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_the_timeout_travels_as_the_requests_deadline(protocol: str) -> None:
+    """In microseconds, which a model's queue policy enforces; gRPC's call deadline too."""
+    with Client(DEFAULT_URLS[protocol], protocol=protocol, timeout=2.5) as timed:
+        options = timed._infer_request("toy", encode_texts(["hi"])).keywords
+        assert options["timeout"] == 2_500_000
+        assert options.get("client_timeout") == (2.5 if protocol == "grpc" else None)
+    with Client(DEFAULT_URLS[protocol], protocol=protocol, timeout=None) as patient:
+        assert "timeout" not in patient._infer_request("toy", encode_texts(["hi"])).keywords
 
 
 def test_errors_that_a_retry_cannot_fix_are_raised_at_once(client: Client) -> None:
