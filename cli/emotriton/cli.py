@@ -66,7 +66,10 @@ def _add_export(commands: argparse._SubParsersAction) -> None:
     )
     add("--max-batch-size", type=int, default=64, help="most texts per request and per batch")
     add(
-        "--max-queue-delay-us", type=int, default=500, help="dynamic batcher wait for more requests"
+        "--max-queue-delay-us",
+        type=int,
+        default=500,
+        help="the encoder's batching window (the other models take no window)",
     )
     add("--device", choices=["auto", "cpu", "gpu"], default="auto", help="encoder instance kind")
     add("--instances", type=int, default=1, help="encoder instances per device")
