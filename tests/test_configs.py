@@ -10,7 +10,7 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
 from emoclient import protocol
-from emoexport import configs
+from emoexport import configs, ragged
 
 IDS = [configs.TensorSpec("input_ids", mc.TYPE_INT64, [-1])]
 LOGITS = [configs.TensorSpec("logits", mc.TYPE_FP32, [6])]
@@ -97,7 +97,14 @@ def test_multi_label_uses_sigmoid_and_thresholds(repository: Path) -> None:
 )
 def test_encoder_instance_group_fits_the_device(device: str, kind: int) -> None:
     config = configs.onnx_config(
-        "e", IDS, LOGITS, batching=configs.Batching(32, 100), device=device, instances=2
+        "e",
+        IDS,
+        LOGITS,
+        batching=configs.Batching(32, 100),
+        queue_delay_us=100,
+        threads=2,
+        device=device,
+        instances=2,
     )
     (group,) = config.instance_group
     assert group.kind == kind and group.count == 2
@@ -106,5 +113,27 @@ def test_encoder_instance_group_fits_the_device(device: str, kind: int) -> None:
 
 
 def test_render_round_trips() -> None:
-    config = configs.onnx_config("e", IDS, LOGITS, batching=configs.Batching())
+    config = configs.onnx_config(
+        "e", IDS, LOGITS, batching=configs.Batching(), queue_delay_us=0, threads=0
+    )
     assert text_format.Parse(configs.render(config), mc.ModelConfig()) == config
+
+
+def test_only_the_encoder_batches_ragged_inputs_and_waits_for_a_batch(repository: Path) -> None:
+    encoder = load(repository / "minilm_encoder")
+    assert all(i.allow_ragged_batch for i in encoder.input)
+    (batch_input,) = encoder.batch_input
+    assert batch_input.kind == mc.BatchInput.BATCH_ITEM_SHAPE
+    assert list(batch_input.target_name) == [ragged.TEXT_LENGTHS]
+    assert list(batch_input.source_input) == ["input_ids"]
+    assert batch_input.data_type == mc.TYPE_INT32
+    window = configs.Batching().max_queue_delay_us
+    assert encoder.dynamic_batching.max_queue_delay_microseconds == window
+    threads = str(configs.Batching().encoder_threads)
+    assert encoder.parameters[configs.INTRA_OP_THREADS].string_value == threads
+    head = load(repository / "minilm_head")
+    assert not any(i.allow_ragged_batch for i in head.input) and not head.batch_input
+    assert head.parameters[configs.INTRA_OP_THREADS].string_value == "1"
+    for part in ("tokenizer", "head", "postprocess"):
+        config = load(repository / f"minilm_{part}")
+        assert config.dynamic_batching.max_queue_delay_microseconds == 0, part

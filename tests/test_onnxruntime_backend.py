@@ -1,12 +1,25 @@
-"""The Python-based onnxruntime backend: session options, and batching of requests."""
+"""The Python-based onnxruntime backend: session options, batch inputs, and batching of requests
+as Triton's backends batch them (ragged inputs flattened and concatenated)."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import onnxruntime as ort
 import pytest
+from google.protobuf import json_format
 
+from emoexport import ragged
+from emoexport.inprocess import read_config
 from emoserve import onnxruntime_backend as backend
+
+
+@pytest.fixture(scope="module")
+def encoder_config(exported) -> dict:
+    """The exported encoder's config, as the JSON Triton hands to initialize()."""
+    config = read_config(exported.models[1])
+    return json.loads(json_format.MessageToJson(config, preserving_proto_field_name=True))
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +33,13 @@ def inputs(batch: int, length: int, seed: int) -> dict[str, np.ndarray]:
     return {"input_ids": ids, "attention_mask": np.ones_like(ids)}
 
 
-def test_session_options_follow_the_native_backend_parameters() -> None:
+def batch_input(kind: str, data_type: str = "TYPE_INT32") -> backend.BatchInput:
+    return backend.BatchInput.from_config(
+        {"kind": kind, "target_name": ["t"], "data_type": data_type, "source_input": ["input_ids"]}
+    )
+
+
+def test_session_options_follow_the_native_backend_parameters_and_never_spin() -> None:
     options = backend.session_options(
         {
             "intra_op_thread_count": {"string_value": "3"},
@@ -33,23 +52,87 @@ def test_session_options_follow_the_native_backend_parameters() -> None:
     assert options.inter_op_num_threads == 2
     assert options.execution_mode == ort.ExecutionMode.ORT_PARALLEL
     assert options.enable_cpu_mem_arena is False
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert options.get_session_config_entry("session.inter_op.allow_spinning") == "0"
 
 
-def test_same_shaped_requests_run_as_one_batch_with_unchanged_results(session) -> None:
+# Requests of shapes [1, 3], [2, 5], [1, 7], as Triton's BackendInputCollector describes them.
+SOURCES = [np.zeros((1, 3)), np.zeros((2, 5)), np.zeros((1, 7))]
+
+
+def test_batch_input_specs_are_read_from_the_config_json() -> None:
+    spec = batch_input("BATCH_ITEM_SHAPE")
+    assert spec == backend.BatchInput("BATCH_ITEM_SHAPE", ("t",), np.int32, "input_ids")
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [
+        ("BATCH_ELEMENT_COUNT", [3, 10, 7]),
+        ("BATCH_ACCUMULATED_ELEMENT_COUNT", [3, 13, 20]),
+        ("BATCH_ACCUMULATED_ELEMENT_COUNT_WITH_ZERO", [0, 3, 13, 20]),
+        ("BATCH_ITEM_SHAPE", [[3], [5], [5], [7]]),
+        ("BATCH_ITEM_SHAPE_FLATTEN", [3, 5, 5, 7]),
+    ],
+)
+def test_batch_inputs_hold_what_triton_computes(kind: str, expected: list) -> None:
+    value = batch_input(kind).value(SOURCES)
+    assert value.dtype == np.int32 and value.tolist() == expected
+
+
+def test_max_element_count_is_carried_by_the_shape() -> None:
+    value = batch_input("BATCH_MAX_ELEMENT_COUNT_AS_SHAPE", "TYPE_FP32").value(SOURCES)
+    assert value.shape == (10,) and value.dtype == np.float32
+
+
+def test_ragged_inputs_are_flattened_and_concatenated_with_their_batch_inputs() -> None:
+    requests = [inputs(1, 3, 0), inputs(2, 5, 1)]
+    requests[0]["attention_mask"] = np.ones((1, 5), dtype=np.int64)
+    merged = backend.merge(
+        requests, ragged={"input_ids"}, batch_inputs=[batch_input("BATCH_ITEM_SHAPE")]
+    )
+    expected_ids = np.concatenate([r["input_ids"].reshape(-1) for r in requests])
+    np.testing.assert_array_equal(merged["input_ids"], expected_ids)
+    assert merged["attention_mask"].shape == (3, 5)  # not ragged: batched along axis 0
+    assert merged["t"].tolist() == [[3], [5], [5]]
+
+
+def test_requests_of_any_length_group_together_when_their_inputs_are_ragged() -> None:
     requests = [inputs(1, 7, 0), inputs(3, 7, 1), inputs(2, 12, 2), inputs(2, 7, 3)]
     assert sorted(map(len, backend.group_by_shape(requests).values())) == [1, 3]
-    results = backend.run_batched(session, requests, ["logits"])
+    ragged_names = {"input_ids", "attention_mask"}
+    assert list(map(len, backend.group_by_shape(requests, ragged_names).values())) == [4]
+
+
+def test_the_exported_encoder_batch_input_is_what_the_preamble_expects(encoder_config) -> None:
+    (spec,) = encoder_config["batch_input"]
+    request = inputs(3, 6, 0)
+    value = backend.BatchInput.from_config(spec).value([request["input_ids"]])
+    np.testing.assert_array_equal(value, ragged.flatten(request)[ragged.TEXT_LENGTHS])
+
+
+def test_merged_requests_of_different_lengths_give_each_its_own_result(
+    session, encoder_config
+) -> None:
+    names = [spec["name"] for spec in encoder_config["input"]]
+    ragged_names = {spec["name"] for spec in encoder_config["input"] if spec["allow_ragged_batch"]}
+    assert set(names) == ragged_names == {"input_ids", "attention_mask"}
+    batch_inputs = [backend.BatchInput.from_config(s) for s in encoder_config["batch_input"]]
+    requests = [inputs(1, 7, 0), inputs(3, 4, 1), inputs(2, 12, 2), inputs(1, 2, 3)]
+    requests[1]["attention_mask"][1, 2:] = 0  # a multi-text request padded to its longest text
+    results = backend.run_batched(session, requests, ["logits"], ragged_names, batch_inputs)
     for request, result in zip(requests, results):
-        (alone,) = session.run(["logits"], request)
+        (alone,) = session.run(["logits"], ragged.flatten(request))
         assert result["logits"].shape == (len(request["input_ids"]), 28)
         np.testing.assert_allclose(result["logits"], alone, atol=1e-5)
 
 
-def test_a_failing_request_does_not_fail_the_others(session) -> None:
+def test_a_failing_request_does_not_fail_the_others(session, encoder_config) -> None:
+    batch_inputs = [backend.BatchInput.from_config(s) for s in encoder_config["batch_input"]]
+    names = {"input_ids", "attention_mask"}
     broken = inputs(1, 5, 4)
-    broken["input_ids"] = broken["input_ids"].astype(
-        np.int32
-    )  # wrong dtype: onnxruntime refuses it
-    results = backend.run_batched(session, [inputs(2, 5, 5), broken, inputs(1, 5, 6)], ["logits"])
+    broken["input_ids"] = broken["input_ids"].astype(np.int32)  # onnxruntime refuses it
+    requests = [inputs(2, 5, 5), broken, inputs(1, 9, 6)]
+    results = backend.run_batched(session, requests, ["logits"], names, batch_inputs)
     assert isinstance(results[1], Exception)
     assert results[0]["logits"].shape == (2, 28) and results[2]["logits"].shape == (1, 28)

@@ -12,6 +12,7 @@ from google.protobuf import json_format, text_format
 from transformers import AutoTokenizer
 from tritonclient.grpc import model_config_pb2 as mc
 
+from emoclient import protocol
 from emoexport import configs
 from emoexport.errors import LabelSchemeError
 from emoexport.labels import LabelScheme
@@ -46,7 +47,7 @@ def tokenizer_model(exported) -> tokenizer.TritonPythonModel:
     return model
 
 
-def test_tokenizer_pads_all_requests_of_a_batch_to_one_length(tokenizer_model) -> None:
+def test_tokenizer_pads_each_request_to_its_own_longest_text(tokenizer_model) -> None:
     requests = [
         fake_pb_utils.InferenceRequest(TEXT=texts_tensor("hi")),
         fake_pb_utils.InferenceRequest(
@@ -55,7 +56,9 @@ def test_tokenizer_pads_all_requests_of_a_batch_to_one_length(tokenizer_model) -
     ]
     first, second = tokenizer_model.execute(requests)
     assert first.error is None and second.error is None
-    assert first.tensors["input_ids"].shape[1] == second.tensors["input_ids"].shape[1]
+    # The encoder batches ragged inputs: padding "hi" to the other request would only cost.
+    assert first.tensors["attention_mask"].all()
+    assert first.tensors["input_ids"].shape[1] < second.tensors["input_ids"].shape[1]
     assert second.tensors["input_ids"].shape[0] == 2
     # The padding is masked out: the short text has fewer attended tokens than the long one.
     assert first.tensors["attention_mask"].sum() < second.tensors["attention_mask"][0].sum()
@@ -96,7 +99,7 @@ def test_decode_texts_names_the_bad_index() -> None:
 
 
 def test_a_text_over_the_byte_limit_fails_only_its_own_request(tokenizer_model) -> None:
-    limit = tokenizer_model.max_text_bytes
+    limit = tokenizer_model.encoder.max_text_bytes
     assert limit == 1 << 20  # published in the config, as emoclient's default
     requests = [
         fake_pb_utils.InferenceRequest(TEXT=texts_tensor("fine")),
@@ -184,7 +187,7 @@ def postprocess_model(scheme: LabelScheme, inputs, layout: str) -> postprocess.T
         "p",
         inputs,
         len(scheme.labels),
-        {**scheme.parameters(), "input_layout": layout},
+        {**scheme.parameters(), postprocess.INPUT_LAYOUT: layout},
         batching=configs.Batching(),
     )
     model = postprocess.TritonPythonModel()
@@ -205,3 +208,10 @@ def test_label_scheme_validates_thresholds() -> None:
         "x",
         "y",
     ]
+
+
+def test_postprocess_reads_the_scheme_under_the_names_the_ensemble_publishes() -> None:
+    # postprocess.py runs in Triton's stub and cannot import emoclient; the names must agree.
+    assert postprocess.ACTIVATION == protocol.PARAM_ACTIVATION
+    assert postprocess.DECISION == protocol.PARAM_DECISION
+    assert postprocess.THRESHOLDS == protocol.PARAM_THRESHOLDS

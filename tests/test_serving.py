@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 
 from emoclient import Client, InvalidInputError, ModelNotFoundError, ServerUnavailableError
+from emoexport.inprocess import ExportedEnsemble
+from emoload.bench import composing_models, model_stats, settled_metrics
 from emoserve.launcher import free_port
 
 from .conftest import EMOTRITON, MAX_LENGTH, SERVED
@@ -96,19 +100,34 @@ def test_results_keep_their_order_across_split_requests(server) -> None:
         assert together[index].scores == pytest.approx(single.scores, abs=1e-5)
 
 
-def test_concurrent_requests_of_different_lengths(server, served_models) -> None:
-    """Many clients at once: the tokenizer and encoder batchers merge requests; none may mix."""
+def test_concurrent_requests_of_different_lengths_merge_into_fewer_encoder_runs(
+    server, served_models, repository
+) -> None:
+    """Many single-text clients at once, every text of another length: the encoder's ragged
+    batching runs them in fewer executions than requests, and none of them mixes."""
     texts = [("so " * n) + "happy" for n in range(40)]
     reference = served_models["go_emotions"].probabilities(texts)
+    ensemble = ExportedEnsemble(repository, "go_emotions")
+    in_process = np.concatenate([ensemble.classify([text])[0] for text in texts])
+    start = threading.Barrier(16)
 
     def classify(text: str) -> list[float]:
         with Client(server.endpoints.grpc_url) as client:
+            with suppress(threading.BrokenBarrierError):
+                start.wait(timeout=5)  # the first 16 requests leave together
             (result,) = client.classify(text, model="go_emotions")
             return list(result.scores.values())
 
+    before = settled_metrics(server.endpoints.metrics_url)
     with ThreadPoolExecutor(max_workers=16) as pool:
         served = np.array(list(pool.map(classify, texts)))
+    after = settled_metrics(server.endpoints.metrics_url)
+    models = composing_models(repository, "go_emotions")
+    encoder = model_stats(before, after, models)[models.index("go_emotions_encoder")]
+    assert encoder.texts == len(texts)
+    assert encoder.executions < len(texts)
     assert np.abs(served - reference).max() <= 1e-4
+    np.testing.assert_allclose(served, in_process, atol=1e-5)
 
 
 def test_result_shape(client: Client) -> None:

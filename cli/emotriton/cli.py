@@ -168,7 +168,7 @@ def _add_export(commands: argparse._SubParsersAction) -> None:
         "--max-queue-delay-us",
         type=int,
         default=batching.max_queue_delay_us,
-        help="dynamic batcher wait for more requests",
+        help="the encoder's batching window (the other models take no window)",
     )
     add(
         "--device",
@@ -575,6 +575,67 @@ def _loadtest(args: argparse.Namespace) -> int:
     return 1 if any(step.failed for step in steps) else 0
 
 
+def _add_bench(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "bench",
+        help="compare the served ensemble with running the same model in-process",
+        description="One run, every contender on the same texts, back to back: the served "
+        "ensemble at several concurrencies and in batches, in-process onnxruntime on the same "
+        "exported files, and the source model as its users run it (--source). Writes "
+        "bench.json, bench.md and bench.png into --out, with Triton's per-model average batch, "
+        "queue and compute time.",
+    )
+    add = _env_default(parser)
+    add("--model", required="EMOTRITON_MODEL" not in os.environ, help="served ensemble name")
+    add("--repository", type=Path, required=True, help="the exported model repository")
+    add("--url", help="gRPC HOST:PORT of a server on it (default: start a local one)")
+    add("--metrics-url", help="its metrics (default: http://HOST:8002/metrics of --url)")
+    add("--source", help="the model exported, to measure it in-process the way users run it")
+    add("--head", help="the head exported with --source (encoder + head models)")
+    add("--data", type=Path, help="go_emotions folder or TSV (default: the loadtest corpus)")
+    add("--texts", type=int, default=1000, help="how many texts every contender classifies")
+    add("--concurrency", type=int, nargs="+", default=[1, 8, 32], help="served client counts")
+    add("--batch-size", type=int, default=32, help="texts per batch")
+    add("--out", type=Path, default=Path("build/bench"), help="folder for the reports")
+    parser.set_defaults(run=_bench)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from contextlib import nullcontext
+
+    from emoload.bench import BenchOptions, read_texts, run_bench, write
+
+    _quiet_transformers()
+    local = None
+    if args.url is None:
+        from emoserve import LocalServer
+
+        local = LocalServer(args.repository)
+    with local or nullcontext():
+        url = local.endpoints.grpc_url if local else args.url
+        metrics_url = args.metrics_url or (
+            local.endpoints.metrics_url
+            if local
+            else f"http://{args.url.rsplit(':', 1)[0]}:8002/metrics"
+        )
+        options = BenchOptions(
+            model=args.model,
+            url=url,
+            metrics_url=metrics_url,
+            repository=args.repository,
+            texts=read_texts(args.data, args.texts),
+            concurrency=args.concurrency,
+            batch_size=args.batch_size,
+            source=args.source,
+            head=args.head,
+        )
+        report = run_bench(options, log=_log)
+    written = write(report, args.out)
+    print(report.markdown())
+    print("reports: " + ", ".join(str(path) for path in written))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="emotriton", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
@@ -584,6 +645,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_classify(commands)
     _add_eval(commands)
     _add_loadtest(commands)
+    _add_bench(commands)
     return parser
 
 

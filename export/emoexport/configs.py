@@ -16,6 +16,9 @@ from tritonclient.grpc import model_config_pb2 as mc
 
 from emoclient import protocol
 
+from . import ragged
+from .triton_models import tokenizer as tokenizer_model
+
 Device = Literal["auto", "cpu", "gpu"]
 
 _INSTANCE_KINDS = {
@@ -27,10 +30,19 @@ _INSTANCE_KINDS = {
 
 @dataclass(frozen=True)
 class Batching:
-    """Batch limits shared by every model of one ensemble."""
+    """How the models of one ensemble batch, and the encoder's threads.
+
+    Only the encoder waits `max_queue_delay_us` for more requests; the other models are cheap
+    and batch whatever queued while they were busy, so a lone text pays one window, not four.
+    """
 
     max_batch_size: int = 64
     max_queue_delay_us: int = 500
+    encoder_threads: int = 0  # onnxruntime intra-op threads; 0: one per core
+
+
+# The native onnxruntime backend's parameter (the local backend reads it too).
+INTRA_OP_THREADS = "intra_op_thread_count"
 
 
 def _tensor(name: str, data_type: int, dims: Sequence[int]) -> dict:
@@ -75,13 +87,13 @@ def tokenizer_config(
     _parameters(
         config,
         {
-            "max_length": str(max_length),
-            "pad_token": pad_token,
-            "pad_id": str(pad_id),
-            "max_text_bytes": str(protocol.MAX_TEXT_BYTES),
+            tokenizer_model.MAX_LENGTH: str(max_length),
+            tokenizer_model.PAD_TOKEN: pad_token,
+            tokenizer_model.PAD_ID: str(pad_id),
+            tokenizer_model.MAX_TEXT_BYTES: str(protocol.MAX_TEXT_BYTES),
         },
     )
-    return _batched(config, batching, batching.max_queue_delay_us)
+    return _batched(config, batching, 0)
 
 
 class TensorSpec(NamedTuple):
@@ -96,19 +108,29 @@ def onnx_config(
     outputs: Sequence[TensorSpec],
     *,
     batching: Batching,
+    queue_delay_us: int,
+    threads: int,
     device: Device = "auto",
     instances: int = 1,
+    ragged_inputs: bool = False,
 ) -> mc.ModelConfig:
-    """An ONNX model on the onnxruntime backend: native in NGC, Python-based locally."""
+    """An ONNX model on the onnxruntime backend: native in NGC, Python-based locally.
+
+    `threads` is onnxruntime's intra-op thread count (0: one per core). `ragged_inputs`: the
+    graph takes flat inputs and the batch input of emoexport.ragged.
+    """
     config = mc.ModelConfig(
         name=name,
         backend="onnxruntime",
         default_model_filename="model.onnx",
-        input=[_tensor(*spec) for spec in inputs],
+        input=[{**_tensor(*spec), "allow_ragged_batch": ragged_inputs} for spec in inputs],
         output=[_tensor(*spec) for spec in outputs],
         instance_group=[{"kind": _INSTANCE_KINDS[device], "count": instances}],
     )
-    return _batched(config, batching, batching.max_queue_delay_us)
+    if ragged_inputs:
+        config.batch_input.append(ragged.batch_input())
+    _parameters(config, {INTRA_OP_THREADS: str(threads)})
+    return _batched(config, batching, queue_delay_us)
 
 
 def postprocess_config(

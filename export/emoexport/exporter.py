@@ -4,8 +4,9 @@
 - A sentence encoder with an ONNX head: tokenizer → encoder (sentence embedding) → head
   (one (neg, pos) pair per label) → postprocess.
 
-Both expose the same contract to clients (emoclient.protocol). Nothing is written until the
-parity gate passes; then the model folders replace any previous export of the same name together.
+Both expose the same contract to clients (emoclient.protocol). The model folders are written to
+a staging folder inside the repository, the parity gate runs on exactly those files, and only
+then do they replace any previous export of the same name, together.
 """
 
 from __future__ import annotations
@@ -13,19 +14,22 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import onnx
 import torch
 from tritonclient.grpc import model_config_pb2 as mc
 
 from emoclient import protocol
 
-from . import configs
+from . import configs, ragged
 from .configs import Step, TensorSpec
 from .errors import ExportError
 from .head import load_head
+from .inprocess import ExportedEnsemble
 from .labels import LabelScheme
 from .onnx_export import LogitsModel, export_onnx
 from .options import ExportOptions
@@ -78,13 +82,10 @@ def earlier_export(repository: Path, name: str, overwrite: bool) -> list[str]:
     return previous
 
 
-def install(
-    folders: list[ModelFolder], repository: Path, name: str, overwrite: bool
-) -> tuple[Path, ...]:
-    """Write the folders into a staging area, then move them into the repository together,
-    removing whatever an earlier export of `name` left (a head it no longer has, say)."""
+@contextmanager
+def staged(folders: list[ModelFolder], repository: Path) -> Iterator[Path]:
+    """The folders written into a staging folder inside `repository`, removed on leaving."""
     repository.mkdir(parents=True, exist_ok=True)
-    previous = earlier_export(repository, name, overwrite)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=repository))
     try:
         for folder in folders:
@@ -93,12 +94,21 @@ def install(
             configs.write(folder.config, staging / folder.name)
             for filename, source in folder.files.items():
                 shutil.copyfile(source, version / filename)
-        for stale in previous:
-            shutil.rmtree(repository / stale)
-        for folder in folders:
-            (staging / folder.name).rename(repository / folder.name)
+        yield staging
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def install(
+    staging: Path, folders: list[ModelFolder], repository: Path, name: str, overwrite: bool
+) -> tuple[Path, ...]:
+    """Move the staged folders into the repository together, removing whatever an earlier
+    export of `name` left (a head it no longer has, say)."""
+    previous = earlier_export(repository, name, overwrite)
+    for stale in previous:
+        shutil.rmtree(repository / stale)
+    for folder in folders:
+        (staging / folder.name).rename(repository / folder.name)
     return tuple(repository / folder.name for folder in folders)
 
 
@@ -114,9 +124,8 @@ class _Ensemble:
     def name(self, part: str) -> str:
         return f"{self.options.name}_{part}"
 
-    def tokenizer(self, hf_tokenizer, input_names: Sequence[str], max_length: int) -> Path:
-        """The tokenizer model; returns its tokenizer.json, which the parity gate loads."""
-        path = self.work / "tokenizer.json"
+    def tokenizer(self, hf_tokenizer, input_names: Sequence[str], max_length: int) -> None:
+        path = self.work / tokenizer_source.TOKENIZER_FILE
         hf_tokenizer.backend_tokenizer.save(str(path))
         config = configs.tokenizer_config(
             self.name("tokenizer"),
@@ -126,9 +135,8 @@ class _Ensemble:
             pad_id=hf_tokenizer.pad_token_id,
             batching=self.options.batching,
         )
-        files = {"model.py": Path(tokenizer_source.__file__), "tokenizer.json": path}
+        files = {"model.py": Path(tokenizer_source.__file__), tokenizer_source.TOKENIZER_FILE: path}
         self._add(config, files, {protocol.TEXT_INPUT: protocol.TEXT_INPUT}, _same(input_names))
-        return path
 
     def encoder(
         self,
@@ -138,34 +146,48 @@ class _Ensemble:
         module: torch.nn.Module,
         output: TensorSpec,
         log: Log,
-    ) -> tuple[Path, Path]:
-        """The tokenizer and encoder models; returns their tokenizer.json and model.onnx, which
-        the parity gate checks before anything is installed."""
-        tokenizer_json = self.tokenizer(hf_tokenizer, input_names, max_length)
+    ) -> None:
+        """The tokenizer and encoder models. The encoder batches ragged inputs (see
+        emoexport.ragged): its graph gets the preamble that pads the merged batch."""
+        self.tokenizer(hf_tokenizer, input_names, max_length)
         onnx_path = self.work / "model.onnx"
         log(f"exporting ONNX (inputs: {', '.join(input_names)})")
         sample = _trace_sample(hf_tokenizer, input_names, max_length)
         export_onnx(module, sample, onnx_path, output.name)
+        pad_values = {name: 0 for name in input_names}
+        pad_values["input_ids"] = hf_tokenizer.pad_token_id
+        onnx.save(ragged.add_preamble(onnx.load(str(onnx_path)), pad_values), str(onnx_path))
         inputs = [TensorSpec(name, mc.TYPE_INT64, [-1]) for name in input_names]
-        self.onnx_model(
-            "encoder", onnx_path, inputs, [output], _same(input_names), _same([output.name])
+        config = configs.onnx_config(
+            self.name("encoder"),
+            inputs,
+            [output],
+            batching=self.options.batching,
+            queue_delay_us=self.options.batching.max_queue_delay_us,
+            threads=self.options.batching.encoder_threads,
+            device=self.options.device,
+            instances=self.options.instances,
+            ragged_inputs=True,
         )
-        return tokenizer_json, onnx_path
+        self._add(config, {"model.onnx": onnx_path}, _same(input_names), _same([output.name]))
 
-    def onnx_model(
+    def head(
         self,
-        part: str,
         onnx_path: Path,
         inputs: Sequence[TensorSpec],
         outputs: Sequence[TensorSpec],
         input_map: dict[str, str],
         output_map: dict[str, str],
     ) -> None:
+        """An ONNX head: a few small matrix products, on one thread (no pool, nothing to spin),
+        batching only what queued while it ran."""
         config = configs.onnx_config(
-            self.name(part),
+            self.name("head"),
             inputs,
             outputs,
             batching=self.options.batching,
+            queue_delay_us=0,
+            threads=1,
             device=self.options.device,
             instances=self.options.instances,
         )
@@ -185,7 +207,7 @@ class _Ensemble:
             self.name("postprocess"),
             postprocess_inputs,
             num_labels,
-            {**scheme.parameters(), "input_layout": layout},
+            {**scheme.parameters(), postprocess_source.INPUT_LAYOUT: layout},
             batching=self.options.batching,
         )
         outputs = _same([protocol.SCORES_OUTPUT, protocol.PREDICTED_OUTPUT])
@@ -258,16 +280,16 @@ def export_classifier(source: str, options: ExportOptions, log: Log = _quiet) ->
         ensemble = _Ensemble(options, Path(scratch))
         logits = TensorSpec("logits", mc.TYPE_FP32, [num_labels])
         logits_model = LogitsModel(classifier.model, classifier.logits_output)
-        tokenizer_json, onnx_path = ensemble.encoder(
-            classifier.tokenizer, inputs, max_length, logits_model, logits, log
+        ensemble.encoder(classifier.tokenizer, inputs, max_length, logits_model, logits, log)
+        folders = ensemble.finish(
+            scheme, [logits], _same(["logits"]), postprocess_source.LOGITS, max_length
         )
-        log("checking parity with PyTorch")
-        parity = check_parity(
-            classifier, scheme, onnx_path, tokenizer_json, max_length, options.tolerance
-        )
-        log(str(parity))
-        folders = ensemble.finish(scheme, [logits], _same(["logits"]), "logits", max_length)
-        models = install(folders, options.repository, options.name, options.overwrite)
+        with staged(folders, options.repository) as staging:
+            log("checking parity with PyTorch")
+            served = ExportedEnsemble(staging, options.name)
+            parity = check_parity(classifier, scheme, served, max_length, options.tolerance)
+            log(str(parity))
+            models = install(staging, folders, options.repository, options.name, options.overwrite)
     return ExportResult(options.name, models, scheme, max_length, parity)
 
 
@@ -298,23 +320,26 @@ def export_embedding_classifier(
     with tempfile.TemporaryDirectory(prefix="emotriton-export-") as scratch:
         ensemble = _Ensemble(options, Path(scratch))
         embedding = TensorSpec(EMBEDDING_OUTPUT, mc.TYPE_FP32, [dim])
-        tokenizer_json, onnx_path = ensemble.encoder(
+        ensemble.encoder(
             encoder.tokenizer, inputs, max_length, EmbeddingModel(encoder.model), embedding, log
         )
-        log("checking parity with sentence-transformers")
-        parity = check_embedding_parity(encoder, head, onnx_path, tokenizer_json, options.tolerance)
-        log(str(parity))
         pairs = [TensorSpec(label, mc.TYPE_FP32, [2]) for label in head.labels]
         # Label names become ensemble tensors; the prefix keeps them apart from other tensors.
         pair_tensors = {label: f"head.{label}" for label in head.labels}
-        ensemble.onnx_model(
-            "head",
+        ensemble.head(
             head.onnx_path,
             [TensorSpec(head.input_name, mc.TYPE_FP32, [dim])],
             pairs,
             {head.input_name: EMBEDDING_OUTPUT},
             pair_tensors,
         )
-        folders = ensemble.finish(scheme, pairs, pair_tensors, "label_pairs", max_length)
-        models = install(folders, options.repository, options.name, options.overwrite)
+        folders = ensemble.finish(
+            scheme, pairs, pair_tensors, postprocess_source.LABEL_PAIRS, max_length
+        )
+        with staged(folders, options.repository) as staging:
+            log("checking parity with sentence-transformers")
+            served = ExportedEnsemble(staging, options.name)
+            parity = check_embedding_parity(encoder, head, served, options.tolerance)
+            log(str(parity))
+            models = install(staging, folders, options.repository, options.name, options.overwrite)
     return ExportResult(options.name, models, scheme, max_length, parity)

@@ -18,6 +18,7 @@ import onnx
 import onnxruntime as ort
 
 from .errors import SourceError
+from .triton_models.postprocess import positive_scores
 
 THRESHOLDS_FILE = "thresholds.json"
 
@@ -38,8 +39,7 @@ class Head:
     def positive_probabilities(self, embeddings: np.ndarray) -> np.ndarray:
         """[batch, labels]: each label's P(positive), in label order, by onnxruntime."""
         inputs = {self.input_name: embeddings.astype(np.float32)}
-        outputs = self.session.run(list(self.labels), inputs)
-        return np.stack([pair[:, 1] for pair in outputs], axis=1)
+        return positive_scores(self.session.run(list(self.labels), inputs))
 
 
 def _head_directory(source: str, revision: str | None) -> Path:

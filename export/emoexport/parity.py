@@ -1,29 +1,29 @@
 """The parity gate: what the server would compute must equal what PyTorch computes.
 
-The served side is reproduced with the very code the server runs: the tokenizer model's
-`tokenizers` pipeline on a padded batch, onnxruntime on the exported graph, and the postprocess
-model's activation. The reference is the Hugging Face tokenizer and PyTorch (for sentence
-encoders, sentence-transformers' own `encode`). Export refuses to write a model that fails it.
+The served side is the staged repository itself, run in-process with the very code the server
+runs (emoexport.inprocess): the tokenizer model, onnxruntime on the exported graphs with their
+ragged-batching preamble, and the postprocess model. The reference is the Hugging Face
+tokenizer and PyTorch (for sentence encoders, sentence-transformers' own `encode`). Export
+refuses to install a model that fails it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import torch
+
+from emoclient import protocol
 
 from .errors import ParityError
 from .head import Head
+from .inprocess import ExportedEnsemble
 from .labels import LabelScheme
 from .onnx_export import LogitsModel
 from .options import DEFAULT_TOLERANCE
-from .sentence_encoder import SentenceEncoder
+from .sentence_encoder import EMBEDDING_OUTPUT, SentenceEncoder
 from .source import HFClassifier
-from .triton_models import postprocess
-from .triton_models import tokenizer as tokenizer_model
 
 
 def sample_texts(max_length: int) -> list[str]:
@@ -87,19 +87,15 @@ def reference_probabilities(
     return np.stack(rows)
 
 
-def served_inputs(
+def check_served_inputs(
     reference_tokenizer,
     input_names: tuple[str, ...],
-    tokenizer_path: Path,
+    served: dict[str, np.ndarray],
     texts: list[str],
     max_length: int,
-) -> dict[str, np.ndarray]:
-    """The encoder inputs the tokenizer model produces, checked id for id against the
-    Hugging Face tokenizer's."""
-    served_tokenizer = tokenizer_model.load_tokenizer(
-        tokenizer_path, max_length, reference_tokenizer.pad_token, reference_tokenizer.pad_token_id
-    )
-    served = tokenizer_model.encode(served_tokenizer, texts, list(input_names))
+) -> None:
+    """The encoder inputs the tokenizer model produced, id for id against the Hugging Face
+    tokenizer's."""
     lengths = served["attention_mask"].sum(axis=1) if "attention_mask" in served else None
     for row, text in enumerate(texts):
         expected = reference_tokenizer(text, truncation=True, max_length=max_length)
@@ -112,37 +108,27 @@ def served_inputs(
                     f"for text {row} ({text[:40]!r}): "
                     f"{list(got)[:12]}… vs {list(expected[name])[:12]}…"
                 )
-    return served
 
 
 def _truncated(reference_tokenizer, texts: list[str], max_length: int) -> int:
     return sum(len(reference_tokenizer(t)["input_ids"]) > max_length for t in texts)
 
 
-def _run_onnx(onnx_path: Path, inputs: dict[str, np.ndarray]) -> np.ndarray:
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    (output,) = session.run(None, inputs)
-    return output
-
-
 def check_parity(
     classifier: HFClassifier,
     scheme: LabelScheme,
-    onnx_path: Path,
-    tokenizer_path: Path,
+    served: ExportedEnsemble,
     max_length: int,
     tolerance: float = DEFAULT_TOLERANCE,
 ) -> ParityReport:
     """A sequence classifier: served probabilities against PyTorch's."""
     texts = sample_texts(max_length)
-    inputs = served_inputs(
-        classifier.tokenizer, classifier.input_names, tokenizer_path, texts, max_length
-    )
-    served = postprocess.ACTIVATIONS[scheme.activation](_run_onnx(onnx_path, inputs))
+    tensors = served.run(texts)
+    check_served_inputs(classifier.tokenizer, classifier.input_names, tensors, texts, max_length)
     reference = reference_probabilities(classifier, scheme, texts, max_length)
     return ParityReport(
         texts=len(texts),
-        max_abs_diff=float(np.abs(served - reference).max()),
+        max_abs_diff=float(np.abs(tensors[protocol.SCORES_OUTPUT] - reference).max()),
         tolerance=tolerance,
         truncated_texts=_truncated(classifier.tokenizer, texts, max_length),
     ).passed()
@@ -151,23 +137,20 @@ def check_parity(
 def check_embedding_parity(
     encoder: SentenceEncoder,
     head: Head,
-    onnx_path: Path,
-    tokenizer_path: Path,
+    served: ExportedEnsemble,
     tolerance: float = DEFAULT_TOLERANCE,
 ) -> ParityReport:
     """A sentence encoder and head: served embeddings against sentence-transformers' `encode`,
-    and the head's probabilities on each."""
+    and the served probabilities against the head's on the reference embeddings."""
     texts = sample_texts(encoder.max_length)
-    inputs = served_inputs(
-        encoder.tokenizer, encoder.input_names, tokenizer_path, texts, encoder.max_length
-    )
-    served = _run_onnx(onnx_path, inputs)
+    tensors = served.run(texts)
+    check_served_inputs(encoder.tokenizer, encoder.input_names, tensors, texts, encoder.max_length)
     reference = encoder.encode(texts)
-    probabilities = head.positive_probabilities(served) - head.positive_probabilities(reference)
+    probabilities = tensors[protocol.SCORES_OUTPUT] - head.positive_probabilities(reference)
     return ParityReport(
         texts=len(texts),
         max_abs_diff=float(np.abs(probabilities).max()),
         tolerance=tolerance,
         truncated_texts=_truncated(encoder.tokenizer, texts, encoder.max_length),
-        embedding_max_abs_diff=float(np.abs(served - reference).max()),
+        embedding_max_abs_diff=float(np.abs(tensors[EMBEDDING_OUTPUT] - reference).max()),
     ).passed()

@@ -21,6 +21,17 @@ try:
 except ImportError:  # imported outside Triton: unit tests and the export parity gate
     pb_utils = None
 
+# The config parameters this model reads; export writes them. ACTIVATION, DECISION and
+# THRESHOLDS are also published on the ensemble under the same names (emoclient.protocol),
+# which this file cannot import: it runs in Triton's python stub, where only numpy is certain.
+INPUT_LAYOUT = "input_layout"
+ACTIVATION = "activation"
+DECISION = "decision"
+THRESHOLDS = "thresholds"
+# INPUT_LAYOUT values
+LOGITS = "logits"
+LABEL_PAIRS = "label_pairs"
+
 
 def sigmoid(logits: np.ndarray) -> np.ndarray:
     x = logits.astype(np.float64)
@@ -42,12 +53,17 @@ def identity(probabilities: np.ndarray) -> np.ndarray:
 ACTIVATIONS = {"sigmoid": sigmoid, "softmax": softmax, "none": identity}
 
 
+def positive_scores(pairs: list[np.ndarray]) -> np.ndarray:
+    """[batch, labels] from one [batch, 2] (P(negative), P(positive)) pair per label."""
+    return np.stack([pair[:, 1] for pair in pairs], axis=1)
+
+
 def gather(inputs: dict[str, np.ndarray], names: list[str], layout: str) -> np.ndarray:
     """[batch, labels] of one request's model outputs, before the activation."""
-    if layout == "logits":
+    if layout == LOGITS:
         return inputs[names[0]]
-    if layout == "label_pairs":
-        return np.stack([inputs[name][:, 1] for name in names], axis=1)
+    if layout == LABEL_PAIRS:
+        return positive_scores([inputs[name] for name in names])
     raise ValueError(f"unknown input layout {layout!r}")
 
 
@@ -62,38 +78,46 @@ def decide(scores: np.ndarray, decision: str, thresholds: np.ndarray | None) -> 
     raise ValueError(f"unknown decision rule {decision!r}")
 
 
+class Decisions:
+    """Model outputs → (scores, predicted), as this model's config says."""
+
+    def __init__(self, parameters: dict[str, str], input_names: list[str]) -> None:
+        self.input_names = input_names
+        self.layout = parameters[INPUT_LAYOUT]
+        self.activate = ACTIVATIONS[parameters[ACTIVATION]]
+        self.decision = parameters[DECISION]
+        thresholds = json.loads(parameters.get(THRESHOLDS, "null"))
+        self.thresholds = None if thresholds is None else np.asarray(thresholds, dtype=np.float32)
+
+    def __call__(self, batches: list[dict[str, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(scores FP32, predicted BOOL), each [batch, labels], for each request's inputs."""
+        gathered = [gather(inputs, self.input_names, self.layout) for inputs in batches]
+        scores = self.activate(np.concatenate(gathered))
+        predicted = decide(scores, self.decision, self.thresholds)
+        bounds = np.cumsum([len(batch) for batch in gathered])[:-1]
+        return list(zip(np.split(scores, bounds), np.split(predicted, bounds)))
+
+
 class TritonPythonModel:
     def initialize(self, args: dict[str, Any]) -> None:
         config = json.loads(args["model_config"])
-        parameters = {key: value["string_value"] for key, value in config["parameters"].items()}
-        self.input_names = [spec["name"] for spec in config["input"]]
-        self.layout = parameters["input_layout"]
+        self.decisions = Decisions(
+            {key: value["string_value"] for key, value in config["parameters"].items()},
+            [spec["name"] for spec in config["input"]],
+        )
         self.scores_output, self.predicted_output = (spec["name"] for spec in config["output"])
-        self.activate = ACTIVATIONS[parameters["activation"]]
-        self.decision = parameters["decision"]
-        thresholds = json.loads(parameters.get("thresholds", "null"))
-        self.thresholds = None if thresholds is None else np.asarray(thresholds, dtype=np.float32)
 
     def execute(self, requests: list[Any]) -> list[Any]:
+        names = self.decisions.input_names
         batches = [
-            gather(
-                {n: pb_utils.get_input_tensor_by_name(r, n).as_numpy() for n in self.input_names},
-                self.input_names,
-                self.layout,
-            )
-            for r in requests
+            {n: pb_utils.get_input_tensor_by_name(r, n).as_numpy() for n in names} for r in requests
         ]
-        scores = self.activate(np.concatenate(batches))
-        predicted = decide(scores, self.decision, self.thresholds)
-        bounds = np.cumsum([len(batch) for batch in batches])[:-1]
         return [
             pb_utils.InferenceResponse(
                 output_tensors=[
-                    pb_utils.Tensor(self.scores_output, request_scores),
-                    pb_utils.Tensor(self.predicted_output, request_predicted),
+                    pb_utils.Tensor(self.scores_output, scores),
+                    pb_utils.Tensor(self.predicted_output, predicted),
                 ]
             )
-            for request_scores, request_predicted in zip(
-                np.split(scores, bounds), np.split(predicted, bounds)
-            )
+            for scores, predicted in self.decisions(batches)
         ]

@@ -1,8 +1,9 @@
 """Triton Python model: texts → the encoder's input tensors, with `tokenizers` (Rust).
 
-All the texts of all the requests in one dynamic batch are tokenised together and padded to one
-length, so that the encoder's batcher, which merges only same-shaped requests, can merge them.
-Text beyond `max_length` tokens is truncated. A request with a text that is not UTF-8, or longer
+The texts of all the requests in one dynamic batch are tokenised in one call; each request's
+texts are padded to that request's longest text only, because the encoder batches ragged
+inputs (emoexport.ragged) and would only compute the extra padding. Text beyond `max_length`
+tokens is truncated. A request with a text that is not UTF-8, or longer
 than `max_text_bytes` (whose tokenisation would hold up every request queued behind it), gets an
 error response of its own; the other requests of the batch are served as usual.
 """
@@ -20,6 +21,13 @@ try:
     import triton_python_backend_utils as pb_utils
 except ImportError:  # imported outside Triton: unit tests and the export parity gate
     pb_utils = None
+
+# The config parameters this model reads; export writes them.
+MAX_LENGTH = "max_length"
+PAD_TOKEN = "pad_token"
+PAD_ID = "pad_id"
+MAX_TEXT_BYTES = "max_text_bytes"
+TOKENIZER_FILE = "tokenizer.json"
 
 # Encoder input name → the attribute of `tokenizers.Encoding` that holds it.
 ENCODING_FIELDS = {
@@ -43,6 +51,24 @@ def load_tokenizer(path: str | Path, max_length: int, pad_token: str, pad_id: in
     tokenizer.enable_truncation(max_length=max_length)
     tokenizer.enable_padding(pad_id=pad_id, pad_token=pad_token)
     return tokenizer
+
+
+class TextEncoder:
+    """Texts of one request → the encoder's input tensors, as this model's config says."""
+
+    def __init__(self, parameters: dict[str, str], version_directory: Path, outputs: list[str]):
+        self.tokenizer = load_tokenizer(
+            version_directory / TOKENIZER_FILE,
+            max_length=int(parameters[MAX_LENGTH]),
+            pad_token=parameters[PAD_TOKEN],
+            pad_id=int(parameters[PAD_ID]),
+        )
+        self.max_text_bytes = int(parameters[MAX_TEXT_BYTES])
+        self.outputs = outputs
+
+    def __call__(self, raw: np.ndarray) -> dict[str, np.ndarray]:
+        """INT64 [texts, longest] arrays from a BYTES [texts, 1] tensor; InvalidText."""
+        return encode(self.tokenizer, decode_texts(raw, self.max_text_bytes), self.outputs)
 
 
 def decode_texts(raw: np.ndarray, max_text_bytes: int) -> list[str]:
@@ -70,43 +96,29 @@ def encode(tokenizer: Tokenizer, texts: list[str], input_names: list[str]) -> di
     }
 
 
-def _parameter(config: dict[str, Any], key: str) -> str:
-    return config["parameters"][key]["string_value"]
-
-
 class TritonPythonModel:
     def initialize(self, args: dict[str, Any]) -> None:
         config = json.loads(args["model_config"])
         self.text_input = config["input"][0]["name"]
-        self.output_names = [spec["name"] for spec in config["output"]]
-        self.tokenizer = load_tokenizer(
-            Path(args["model_repository"]) / args["model_version"] / "tokenizer.json",
-            max_length=int(_parameter(config, "max_length")),
-            pad_token=_parameter(config, "pad_token"),
-            pad_id=int(_parameter(config, "pad_id")),
+        self.encoder = TextEncoder(
+            {key: value["string_value"] for key, value in config["parameters"].items()},
+            Path(args["model_repository"]) / args["model_version"],
+            [spec["name"] for spec in config["output"]],
         )
-        self.max_text_bytes = int(_parameter(config, "max_text_bytes"))
 
     def execute(self, requests: list[Any]) -> list[Any]:
-        responses: list[Any] = [None] * len(requests)
-        texts: list[str] = []
-        spans = []
-        for position, request in enumerate(requests):
+        responses = []
+        for request in requests:
             raw = pb_utils.get_input_tensor_by_name(request, self.text_input).as_numpy()
             try:
-                decoded = decode_texts(raw, self.max_text_bytes)
+                encoded = self.encoder(raw)
             except InvalidText as error:
-                responses[position] = pb_utils.InferenceResponse(
-                    error=pb_utils.TritonError(str(error), pb_utils.TritonError.INVALID_ARG)
+                responses.append(
+                    pb_utils.InferenceResponse(
+                        error=pb_utils.TritonError(str(error), pb_utils.TritonError.INVALID_ARG)
+                    )
                 )
                 continue
-            spans.append((position, len(texts), len(texts) + len(decoded)))
-            texts.extend(decoded)
-        if texts:
-            encoded = encode(self.tokenizer, texts, self.output_names)
-            for position, start, stop in spans:
-                tensors = [
-                    pb_utils.Tensor(name, array[start:stop]) for name, array in encoded.items()
-                ]
-                responses[position] = pb_utils.InferenceResponse(output_tensors=tensors)
+            tensors = [pb_utils.Tensor(name, array) for name, array in encoded.items()]
+            responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
         return responses

@@ -1,0 +1,415 @@
+"""`emotriton bench`: every way to run one exported model, on the same texts, back to back.
+
+Contenders, in one process and one run, so that they share the machine's state:
+
+- the served ensemble, one text per request at each concurrency, and in batch requests;
+- in-process onnxruntime on the same exported files (emoexport.inprocess), one text at a time
+  and in batches: the floor that serving adds to;
+- the source model as its users run it without us: sentence-transformers `encode` on the whole
+  list plus the head (encoder + head models), or the Hugging Face `pipeline` (classifiers);
+- perf_analyzer and infinity-emb are not driven; the report notes whether they are installed.
+
+For each served run it reads Triton's /metrics before and after, and reports per model the
+texts per execution (the average batch), and the queue and compute time per request.
+Benchmarks measure; nothing here asserts a timing.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+DEFAULT_CORPUS = Path(__file__).with_name("corpus.txt")
+REFERENCE = "served, 32 clients x 1 text"
+"""The run every other is compared with: the load the issue's targets are set at."""
+
+
+@dataclass(frozen=True)
+class Run:
+    contender: str
+    texts: int
+    seconds: float
+    p50_ms: float | None = None  # None: one call on the whole list, no per-request latency
+    p95_ms: float | None = None
+
+    @property
+    def texts_per_s(self) -> float:
+        return self.texts / self.seconds
+
+
+@dataclass(frozen=True)
+class ModelStats:
+    """One Triton model over one run, from the differences of its /metrics counters."""
+
+    model: str
+    requests: int
+    texts: int  # Triton's inference count: a request of n texts counts n
+    executions: int
+    queue_ms: float  # per request
+    compute_ms: float  # per request (a batch's compute time counts for each request in it)
+
+    @property
+    def average_batch(self) -> float:
+        """Texts per execution."""
+        return self.texts / self.executions if self.executions else 0.0
+
+
+@dataclass
+class BenchReport:
+    model: str
+    machine: str
+    texts: int
+    runs: list[Run] = field(default_factory=list)
+    triton: dict[str, list[ModelStats]] = field(default_factory=dict)  # served run → models
+    notes: list[str] = field(default_factory=list)
+
+    def ratio(self, run: Run) -> float | None:
+        reference = next((r for r in self.runs if r.contender == REFERENCE), None)
+        return run.texts_per_s / reference.texts_per_s if reference else None
+
+    def to_json(self) -> dict:
+        return {
+            "model": self.model,
+            "machine": self.machine,
+            "texts": self.texts,
+            "reference": REFERENCE,
+            "runs": [
+                {**asdict(r), "texts_per_s": r.texts_per_s, "ratio": self.ratio(r)}
+                for r in self.runs
+            ],
+            "triton": {
+                run: [{**asdict(s), "average_batch": s.average_batch} for s in stats]
+                for run, stats in self.triton.items()
+            },
+            "notes": self.notes,
+        }
+
+    def markdown(self) -> str:
+        def ms(value: float | None) -> str:
+            return "-" if value is None else f"{value:.1f}"
+
+        lines = [
+            f"`emotriton bench`: model `{self.model}`, {self.texts} texts; {self.machine}",
+            "",
+            f"| contender | texts/s | p50 ms | p95 ms | x {REFERENCE} |",
+            "| --- | ---: | ---: | ---: | ---: |",
+        ]
+        for run in self.runs:
+            ratio = self.ratio(run)
+            lines.append(
+                f"| {run.contender} | {run.texts_per_s:.0f} | {ms(run.p50_ms)} | "
+                f"{ms(run.p95_ms)} | {'-' if ratio is None else f'{ratio:.2f}'} |"
+            )
+        for run, stats in self.triton.items():
+            lines += [
+                "",
+                f"Triton, {run}:",
+                "",
+                "| model | texts per execution | queue ms/request | compute ms/request |",
+                "| --- | ---: | ---: | ---: |",
+            ]
+            lines += [
+                f"| {s.model} | {s.average_batch:.2f} | {s.queue_ms:.2f} | {s.compute_ms:.2f} |"
+                for s in stats
+            ]
+        lines += ["", *(f"- {note}" for note in self.notes)] if self.notes else []
+        return "\n".join(lines) + "\n"
+
+
+def machine() -> str:
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return f"{platform.machine()}, {os.cpu_count()} CPUs, load average {load} at start"
+
+
+def read_texts(data: Path | None, limit: int) -> list[str]:
+    """The first `limit` texts of go_emotions' test split (a folder holding test.tsv, or a TSV
+    file, text first), or of a file of one text per line; the loadtest corpus by default."""
+    path = DEFAULT_CORPUS if data is None else data
+    if path.is_dir():
+        path = path / "test.tsv"
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if path.suffix == ".tsv":
+        lines = [line.split("\t")[0] for line in lines]
+    return lines[:limit]
+
+
+def batches(texts: Sequence[str], size: int) -> list[list[str]]:
+    return [list(texts[i : i + size]) for i in range(0, len(texts), size)]
+
+
+def _percentiles(latencies_ms: list[float]) -> tuple[float, float]:
+    if len(latencies_ms) < 2:
+        return latencies_ms[0], latencies_ms[0]
+    cuts = statistics.quantiles(latencies_ms, n=100, method="inclusive")
+    return cuts[49], cuts[94]
+
+
+Call = Callable[[list[str]], object]
+
+
+def warmed(make_call: Callable[[], Call], workers: int, texts: list[str]) -> list[Call]:
+    """One call per worker, each made once on `texts` (untimed)."""
+    calls = [make_call() for _ in range(workers)]
+    for call in calls:
+        call(texts)
+    return calls
+
+
+def timed(contender: str, items: Sequence[list[str]], calls: Sequence[Call]) -> Run:
+    """`items` (lists of texts) through one thread per call."""
+    pending = iter(items)
+    lock = threading.Lock()
+    latencies: list[float] = []
+
+    def work(call: Call) -> None:
+        while True:
+            with lock:
+                item = next(pending, None)
+            if item is None:
+                return
+            start = time.perf_counter()
+            call(item)
+            elapsed = (time.perf_counter() - start) * 1e3
+            with lock:
+                latencies.append(elapsed)
+
+    threads = [threading.Thread(target=work, args=(call,)) for call in calls]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - started
+    p50, p95 = _percentiles(latencies)
+    return Run(contender, sum(map(len, items)), seconds, p50, p95)
+
+
+def whole_list(contender: str, texts: list[str], call: Call) -> Run:
+    """One call on every text, after an untimed call on a few."""
+    call(texts[:8])
+    started = time.perf_counter()
+    call(texts)
+    return Run(contender, len(texts), time.perf_counter() - started)
+
+
+_SAMPLE = re.compile(r'^(nv_inference_[a-z_]+)\{model="([^"]+)",version="[^"]*"\} ([0-9.e+]+)$')
+_COUNTERS = {
+    "requests": "nv_inference_request_success",
+    "texts": "nv_inference_count",
+    "executions": "nv_inference_exec_count",
+    "queue_us": "nv_inference_queue_duration_us",
+    "compute_us": "nv_inference_compute_infer_duration_us",
+}
+
+
+def read_metrics(url: str) -> dict[tuple[str, str], float]:
+    """Triton's per-model counters: (metric, model) → value."""
+    with urllib.request.urlopen(url, timeout=10) as response:
+        text = response.read().decode()
+    samples = {}
+    for line in text.splitlines():
+        match = _SAMPLE.match(line)
+        if match:
+            samples[(match[1], match[2])] = float(match[3])
+    return samples
+
+
+def settled_metrics(url: str, timeout: float = 2.0) -> dict[tuple[str, str], float]:
+    """The counters once two readings agree: Triton counts a request just after answering it."""
+    reading = read_metrics(url)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        previous, reading = reading, read_metrics(url)
+        if reading == previous:
+            break
+    return reading
+
+
+def composing_models(repository: Path, ensemble: str) -> list[str]:
+    """The models the ensemble's steps call, in order."""
+    from emoexport.inprocess import read_config
+
+    steps = read_config(repository / ensemble).ensemble_scheduling.step
+    return [step.model_name for step in steps]
+
+
+def model_stats(
+    before: dict[tuple[str, str], float],
+    after: dict[tuple[str, str], float],
+    models: Sequence[str],
+) -> list[ModelStats]:
+    """Each of `models` over the interval between two readings of the metrics."""
+
+    def delta(key: str, model: str) -> float:
+        metric = _COUNTERS[key]
+        return after.get((metric, model), 0.0) - before.get((metric, model), 0.0)
+
+    stats = []
+    for model in models:
+        requests = int(delta("requests", model))
+        per_request = 1e-3 / requests if requests else 0.0
+        stats.append(
+            ModelStats(
+                model,
+                requests,
+                int(delta("texts", model)),
+                int(delta("executions", model)),
+                delta("queue_us", model) * per_request,
+                delta("compute_us", model) * per_request,
+            )
+        )
+    return stats
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    model: str
+    url: str  # gRPC HOST:PORT
+    metrics_url: str
+    repository: Path  # the exported repository the server serves
+    texts: list[str]
+    concurrency: Sequence[int] = (1, 8, 32)
+    batch_size: int = 32
+    batch_clients: int = 4
+    source: str | None = None  # the exported source model, for the in-process reference
+    head: str | None = None  # its head, for encoder + head models
+
+
+def _served(options: BenchOptions, report: BenchReport) -> None:
+    from emoclient import Client
+
+    with ExitStack() as clients:
+
+        def make_call() -> Call:
+            client = clients.enter_context(Client(options.url))
+            return lambda texts: client.classify(texts, model=options.model)
+
+        _served_loads(options, report, make_call)
+
+
+def _served_loads(
+    options: BenchOptions,
+    report: BenchReport,
+    make_call: Callable[[], Call],
+) -> None:
+    singles = [[text] for text in options.texts]
+    loads = [(f"served, {c} clients x 1 text", singles, c) for c in options.concurrency]
+    grouped = batches(options.texts, options.batch_size)
+    contender = f"served, {options.batch_clients} clients x {options.batch_size} texts"
+    loads.append((contender, grouped, options.batch_clients))
+    models = composing_models(options.repository, options.model)
+    for contender, items, workers in loads:
+        calls = warmed(make_call, workers, items[0])
+        before = settled_metrics(options.metrics_url)
+        report.runs.append(timed(contender, items, calls))
+        after = settled_metrics(options.metrics_url)
+        report.triton[contender] = model_stats(before, after, models)
+
+
+def _in_process(options: BenchOptions, report: BenchReport) -> None:
+    from emoexport.inprocess import ExportedEnsemble
+
+    ensemble = ExportedEnsemble(options.repository, options.model)
+    singles = [[text] for text in options.texts]
+    grouped = batches(options.texts, options.batch_size)
+    for contender, items in [
+        ("in-process onnxruntime, 1 text", singles),
+        (f"in-process onnxruntime, batches of {options.batch_size}", grouped),
+    ]:
+        report.runs.append(timed(contender, items, warmed(lambda: ensemble.classify, 1, items[0])))
+
+
+def _source_model(options: BenchOptions, report: BenchReport) -> None:
+    """The model as its users run it without a server."""
+    if options.head is not None:
+        from emoexport.head import load_head
+        from emoexport.sentence_encoder import load_sentence_encoder
+
+        encoder = load_sentence_encoder(options.source)
+        head = load_head(options.head)
+
+        def classify(texts: list[str]) -> object:
+            embeddings = encoder.encode(texts, batch_size=options.batch_size)
+            return head.positive_probabilities(embeddings)
+
+        contender = f"sentence-transformers encode (batch {options.batch_size}) + head"
+    else:
+        from transformers import pipeline
+
+        classifier = pipeline("text-classification", model=options.source, top_k=None)
+
+        def classify(texts: list[str]) -> object:
+            return classifier(texts, batch_size=options.batch_size, truncation=True)
+
+        contender = f"transformers pipeline (batch {options.batch_size})"
+    report.runs.append(whole_list(contender, options.texts, classify))
+
+
+def run_bench(options: BenchOptions, log: Callable[[str], None] = print) -> BenchReport:
+    report = BenchReport(options.model, machine(), len(options.texts))
+    log("served ensemble")
+    _served(options, report)
+    log("in-process onnxruntime")
+    _in_process(options, report)
+    if options.source is not None:
+        log(f"source model {options.source}")
+        _source_model(options, report)
+    else:
+        report.notes.append("no --source: the source model was not measured")
+    for tool in ("perf_analyzer", "infinity_emb"):
+        state = "installed" if shutil.which(tool) else "not installed"
+        report.notes.append(f"{tool}: {state}; bench does not drive it, not measured")
+    return report
+
+
+def plot(report: BenchReport, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    runs = report.runs
+    figure, axes = pyplot.subplots(figsize=(9, 0.45 * len(runs) + 1.5))
+    colors = ["tab:blue" if r.contender.startswith("served") else "tab:gray" for r in runs]
+    axes.barh([r.contender for r in runs], [r.texts_per_s for r in runs], color=colors)
+    for index, run in enumerate(runs):
+        label = f" {run.texts_per_s:.0f}" + (
+            "" if run.p50_ms is None else f"  (p50 {run.p50_ms:.1f} ms)"
+        )
+        axes.text(run.texts_per_s, index, label, va="center", fontsize=8)
+    axes.invert_yaxis()
+    axes.set_xlabel("texts/s")
+    axes.set_title(f"{report.model}: {report.texts} texts; {report.machine}", fontsize=9)
+    axes.margins(x=0.25)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    pyplot.close(figure)
+    return path
+
+
+def write(report: BenchReport, out: Path) -> list[Path]:
+    """bench.json, bench.md, and bench.png when matplotlib is installed, in `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    if importlib.util.find_spec("matplotlib") is None:
+        report.notes.append(
+            "no plot: matplotlib is not installed (pip install 'emotriton[loadtest]')"
+        )
+    written = [out / "bench.json", out / "bench.md"]
+    written[0].write_text(json.dumps(report.to_json(), indent=2) + "\n")
+    written[1].write_text(report.markdown())
+    if importlib.util.find_spec("matplotlib") is not None:
+        written.append(plot(report, out / "bench.png"))
+    return written

@@ -1,0 +1,56 @@
+"""`emotriton bench` on a toy model, with tiny settings: every contender runs, reports written."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from emoload.bench import REFERENCE, read_texts
+
+from .conftest import EMOTRITON
+
+pytestmark = pytest.mark.e2e
+
+
+def test_bench_runs_every_contender_on_the_same_texts(
+    exported, served_models, tmp_path: Path
+) -> None:
+    out = tmp_path / "bench"
+    run = subprocess.run(
+        [*EMOTRITON, "bench", "--model", "go", "--repository", str(exported.models[0].parent),
+         "--source", str(served_models["go_emotions"].directory), "--texts", "24",
+         "--concurrency", "1", "32", "--batch-size", "8", "--out", str(out)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    report = json.loads((out / "bench.json").read_text())
+    contenders = [r["contender"] for r in report["runs"]]
+    assert contenders == [
+        "served, 1 clients x 1 text",
+        REFERENCE,
+        "served, 4 clients x 8 texts",
+        "in-process onnxruntime, 1 text",
+        "in-process onnxruntime, batches of 8",
+        "transformers pipeline (batch 8)",
+    ]
+    assert all(r["texts"] == 24 and r["texts_per_s"] > 0 for r in report["runs"])
+    assert next(r for r in report["runs"] if r["contender"] == REFERENCE)["ratio"] == 1.0
+    stats = report["triton"][REFERENCE]
+    assert [s["model"] for s in stats] == ["go_tokenizer", "go_encoder", "go_postprocess"]
+    assert all(s["texts"] == 24 and 1 <= s["average_batch"] <= 24 for s in stats)
+    assert "| in-process onnxruntime, 1 text |" in (out / "bench.md").read_text()
+    if importlib.util.find_spec("matplotlib") is not None:  # the loadtest extra brings it
+        assert (out / "bench.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_texts_come_from_go_emotions_tsv_or_a_text_file(tmp_path: Path) -> None:
+    (tmp_path / "test.tsv").write_text("first text\t3\tid1\nsecond\t0,1\tid2\n")
+    assert read_texts(tmp_path, 5) == ["first text", "second"]
+    lines = tmp_path / "texts.txt"
+    lines.write_text("a\n\nb\nc\n")
+    assert read_texts(lines, 2) == ["a", "b"]
+    assert len(read_texts(None, 1000)) > 100  # the loadtest corpus

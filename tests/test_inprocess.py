@@ -1,0 +1,85 @@
+"""The in-process runner of an exported repository, and the ragged preamble of the encoder."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from onnx import TensorProto, helper
+
+from emoexport import ragged
+from emoexport.inprocess import ExportedEnsemble
+
+TEXTS = ["Thank you so much!", "", "I am not having a great day, and it rains.", "ok"]
+
+
+@pytest.fixture(scope="module")
+def runner(exported) -> ExportedEnsemble:
+    return ExportedEnsemble(exported.models[-1].parent, "go")
+
+
+def test_runner_matches_pytorch_and_publishes_every_tensor(
+    runner: ExportedEnsemble, served_models
+) -> None:
+    tensors = runner.run(TEXTS)
+    assert {"TEXT", "input_ids", "attention_mask", "logits", "SCORES", "PREDICTED"} <= set(tensors)
+    scores, predicted = runner.classify(TEXTS)
+    np.testing.assert_allclose(scores, served_models["go_emotions"].probabilities(TEXTS), atol=1e-4)
+    np.testing.assert_array_equal(predicted, scores >= 0.5)
+
+
+def test_a_request_of_several_texts_equals_each_text_alone(runner: ExportedEnsemble) -> None:
+    together, _ = runner.classify(TEXTS)
+    alone = np.concatenate([runner.classify([text])[0] for text in TEXTS])
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+
+
+def padded_identity_model() -> onnx.ModelProto:
+    """A graph that returns its padded inputs as they arrive: shows what the preamble builds."""
+    inputs = [
+        helper.make_tensor_value_info(n, TensorProto.INT64, ["b", "s"]) for n in ("ids", "mask")
+    ]
+    outputs = [
+        helper.make_tensor_value_info(f"{n}.out", TensorProto.INT64, ["b", "s"])
+        for n in ("ids", "mask")
+    ]
+    nodes = [helper.make_node("Identity", [n], [f"{n}.out"]) for n in ("ids", "mask")]
+    graph = helper.make_graph(nodes, "g", inputs, outputs)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10)
+
+
+def test_preamble_rebuilds_the_padded_matrix_of_a_merged_batch() -> None:
+    model = ragged.add_preamble(padded_identity_model(), {"ids": 1, "mask": 0})
+    session = ort.InferenceSession(model.SerializeToString())
+    # Two requests merged: one text of 3 tokens; two texts padded to 2 (the second has 1 token).
+    flat_ids = np.array([5, 6, 7, 8, 9, 4, 1], dtype=np.int64)
+    flat_mask = np.array([1, 1, 1, 1, 1, 1, 0], dtype=np.int64)
+    lengths = np.array([[3], [2], [2]], dtype=np.int32)
+    ids, mask = session.run(None, {"ids": flat_ids, "mask": flat_mask, "text_lengths": lengths})
+    assert ids.tolist() == [[5, 6, 7], [8, 9, 1], [4, 1, 1]]
+    assert mask.tolist() == [[1, 1, 1], [1, 1, 0], [1, 0, 0]]
+
+
+def test_exported_encoder_gives_the_same_logits_ragged_and_padded(exported, served_models) -> None:
+    """The merged ragged batch of texts of different lengths equals PyTorch on the padded one."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    directory = served_models["go_emotions"].directory
+    tokenizer = AutoTokenizer.from_pretrained(directory)
+    model = AutoModelForSequenceClassification.from_pretrained(directory).eval()
+    encoded = [tokenizer(text)["input_ids"] for text in TEXTS]
+    session = ort.InferenceSession(str(exported.models[1] / "1" / "model.onnx"))
+    (logits,) = session.run(
+        None,
+        {
+            "input_ids": np.concatenate(encoded).astype(np.int64),
+            "attention_mask": np.ones(sum(map(len, encoded)), dtype=np.int64),
+            ragged.TEXT_LENGTHS: np.array([[len(e)] for e in encoded], dtype=np.int32),
+        },
+    )
+    padded = tokenizer(TEXTS, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        expected = model(**padded).logits.numpy()
+    np.testing.assert_allclose(logits, expected, atol=1e-4)
