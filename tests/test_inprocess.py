@@ -62,6 +62,21 @@ def test_preamble_rebuilds_the_padded_matrix_of_a_merged_batch() -> None:
     assert mask.tolist() == [[1, 1, 1], [1, 1, 0], [1, 0, 0]]
 
 
+def test_an_id_outside_the_embedding_table_cannot_break_the_batch(exported) -> None:
+    """Only a direct call to the encoder can send one; it is read as the padding id."""
+    session = ort.InferenceSession(str(exported.models[1] / "1" / "model.onnx"))
+    good = {"input_ids": np.array([[0, 40, 41, 2]]), "attention_mask": np.ones((1, 4), int)}
+    hostile = {"input_ids": np.array([[0, 10**9, -3, 2]]), "attention_mask": np.ones((1, 4), int)}
+    merged = {
+        name: np.concatenate([ragged.flatten(good)[name], ragged.flatten(hostile)[name]])
+        for name in ragged.flatten(good)
+    }
+    (logits,) = session.run(["logits"], merged)
+    (alone,) = session.run(["logits"], ragged.flatten(good))
+    np.testing.assert_allclose(logits[:1], alone, atol=1e-5)
+    assert np.isfinite(logits).all()
+
+
 def test_exported_encoder_gives_the_same_logits_ragged_and_padded(exported, served_models) -> None:
     """The merged ragged batch of texts of different lengths equals PyTorch on the padded one."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer

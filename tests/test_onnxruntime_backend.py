@@ -136,3 +136,18 @@ def test_a_failing_request_does_not_fail_the_others(session, encoder_config) -> 
     results = backend.run_batched(session, requests, ["logits"], names, batch_inputs)
     assert isinstance(results[1], Exception)
     assert results[0]["logits"].shape == (2, 28) and results[2]["logits"].shape == (1, 28)
+
+
+def test_a_malformed_request_merged_with_others_fails_alone(session, encoder_config) -> None:
+    """Triton checks each input's shape alone: a direct caller can send a mask shorter than its
+    ids, which breaks the merged run; the other requests are run again without it."""
+    batch_inputs = [backend.BatchInput.from_config(s) for s in encoder_config["batch_input"]]
+    names = {"input_ids", "attention_mask"}
+    short_mask = inputs(1, 6, 7)
+    short_mask["attention_mask"] = short_mask["attention_mask"][:, :2]
+    requests = [inputs(2, 5, 5), inputs(1, 9, 6), short_mask]
+    results = backend.run_batched(session, requests, ["logits"], names, batch_inputs)
+    assert isinstance(results[2], Exception)
+    for request, result in zip(requests[:2], results[:2]):
+        (alone,) = session.run(["logits"], ragged.flatten(request))
+        np.testing.assert_allclose(result["logits"], alone, atol=1e-5)

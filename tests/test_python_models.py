@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import numpy as np
@@ -90,6 +91,47 @@ def test_invalid_utf8_fails_only_its_own_request(tokenizer_model) -> None:
     assert "text 1" in bad.error.message() and "UTF-8" in bad.error.message()
     assert good.error is None and also_good.error is None
     assert good.tensors["input_ids"].shape[0] == 1
+
+
+class Unreadable:
+    """A BYTES tensor whose length prefixes point past its data: the stub cannot parse it."""
+
+    def name(self) -> str:
+        return "TEXT"
+
+    def as_numpy(self) -> np.ndarray:
+        raise ValueError("unpack requires a buffer of 4 bytes")
+
+
+def test_a_tensor_that_cannot_be_read_fails_only_its_own_request(tokenizer_model) -> None:
+    broken = fake_pb_utils.InferenceRequest()
+    broken.inputs["TEXT"] = Unreadable()
+    requests = [fake_pb_utils.InferenceRequest(TEXT=texts_tensor("fine")), broken]
+    good, bad = tokenizer_model.execute(requests)
+    assert good.error is None and good.tensors["input_ids"].shape[0] == 1
+    assert bad.error.code == fake_pb_utils.TritonError.INVALID_ARG
+    assert "TEXT: unpack requires" in bad.error.message()
+
+
+LONG_TEXT_PIECES = ["word", "Thank", "you", "😤", "C'est", "ça", "  ", "\t", "\n", "don't", "!!!",
+                    "naïve", "東京", "x" * 150, "—", "...", " " * 20]  # fmt: skip
+
+
+def test_a_long_text_is_tokenised_only_as_far_as_max_length_needs(tokenizer_model) -> None:
+    """The same ids as tokenising it whole, from a head a small multiple of max_length long."""
+    rng = random.Random(0)
+    model_tokenizer = tokenizer_model.encoder.tokenizer
+    max_length = model_tokenizer.truncation["max_length"]
+    for _ in range(200):
+        words = rng.randint(0, 2000)
+        text = "".join(
+            rng.choice(LONG_TEXT_PIECES) + rng.choice([" ", "", "  "]) for _ in range(words)
+        )
+        head = tokenizer.head_of(model_tokenizer, text)
+        assert text.startswith(head)
+        assert model_tokenizer.encode(head).ids == model_tokenizer.encode(text).ids
+    megabyte = "I am so happy today, thank you all! " * 30_000
+    assert len(tokenizer.head_of(model_tokenizer, megabyte)) <= 16 * max_length
 
 
 def test_decode_texts_names_the_bad_index() -> None:

@@ -11,6 +11,11 @@ The exported graph starts with a preamble that rebuilds the padded [texts, longe
 from the flat tensors, so the encoder pads only to the longest text of the merged batch, and
 then runs unchanged. Where a request was itself padded (several texts of different lengths),
 its padding is kept as it came, with its attention mask of zeros.
+
+The preamble also keeps every id within the embedding table it indexes: an id out of range
+(only a client calling the encoder directly, past the tokenizer, can send one) becomes the
+padding id. Otherwise onnxruntime fails the whole merged batch, and so every request batched
+with the bad one.
 """
 
 from __future__ import annotations
@@ -57,6 +62,17 @@ def _rename_uses(graph: onnx.GraphProto, renames: Mapping[str, str]) -> None:
                 _rename_uses(subgraph, renames)
 
 
+def _table_rows(graph: onnx.GraphProto, ids: str) -> int | None:
+    """Rows of the embedding table that tensor `ids` indexes (a Gather of an initializer)."""
+    tables = {t.name: t for t in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Gather" and len(node.input) == 2 and node.input[1] == ids:
+            table = tables.get(node.input[0])
+            if table is not None:
+                return int(table.dims[0])
+    return None
+
+
 def add_preamble(model: onnx.ModelProto, pad_values: Mapping[str, int]) -> onnx.ModelProto:
     """`model`, taking padded INT64 [texts, length] inputs named as `pad_values`' keys, made to
     take the flat inputs and TEXT_LENGTHS instead (in place; returned for convenience)."""
@@ -96,13 +112,30 @@ def add_preamble(model: onnx.ModelProto, pad_values: Mapping[str, int]) -> onnx.
         ),
     ]
     for name, pad in pad_values.items():
+        gathered = f"ragged.gathered.{name}"
+        rows = _table_rows(graph, _PADDED.format(name))
+        if rows is not None:  # an id: in range, or the padding id
+            in_table = [
+                const(f"ragged.rows.{name}", rows),
+                helper.make_node("Less", [gathered, f"ragged.rows.{name}"], [f"{gathered}.below"]),
+                helper.make_node("Less", [gathered, "ragged.zero"], [f"{gathered}.negative"]),
+                helper.make_node("Not", [f"{gathered}.negative"], [f"{gathered}.natural"]),
+                helper.make_node(
+                    "And", [f"{gathered}.below", f"{gathered}.natural"], [f"{gathered}.known"]
+                ),
+                helper.make_node(
+                    "And", ["ragged.valid", f"{gathered}.known"], [f"ragged.keep.{name}"]
+                ),
+            ]
+            keep = f"ragged.keep.{name}"
+        else:
+            in_table, keep = [], "ragged.valid"
         nodes += [
             const(f"ragged.pad.{name}", pad),
-            helper.make_node("Gather", [name, "ragged.index"], [f"ragged.gathered.{name}"]),
+            helper.make_node("Gather", [name, "ragged.index"], [gathered]),
+            *in_table,
             helper.make_node(
-                "Where",
-                ["ragged.valid", f"ragged.gathered.{name}", f"ragged.pad.{name}"],
-                [_PADDED.format(name)],
+                "Where", [keep, gathered, f"ragged.pad.{name}"], [_PADDED.format(name)]
             ),
         ]
     body = list(graph.node)

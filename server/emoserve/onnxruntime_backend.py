@@ -132,16 +132,23 @@ def run_batched(
     ragged: Collection[str] = (),
     batch_inputs: Sequence[BatchInput] = (),
 ) -> list[dict[str, np.ndarray] | Exception]:
-    """Run each group of requests that can be batched as one batch; a failure stays inside its
-    group. Outputs are split by each request's batch size."""
+    """Run each group of requests that can be batched as one batch; a request that fails
+    fails alone. Outputs are split by each request's batch size."""
     results: list[dict[str, np.ndarray] | Exception] = [None] * len(batches)  # type: ignore[list-item]
     for indices in group_by_shape(batches, ragged).values():
         group = [batches[i] for i in indices]
         try:
             outputs = session.run(output_names, merge(group, ragged, batch_inputs))
         except Exception as error:  # onnxruntime raises several unrelated types
+            if len(indices) == 1:
+                results[indices[0]] = error
+                continue
+            # One malformed request fails the whole merged run: run each request alone, so
+            # that it fails alone.
             for i in indices:
-                results[i] = error
+                (results[i],) = run_batched(
+                    session, [batches[i]], output_names, ragged, batch_inputs
+                )
             continue
         bounds = np.cumsum([len(next(iter(request.values()))) for request in group])[:-1]
         pieces = [np.split(output, bounds) for output in outputs]

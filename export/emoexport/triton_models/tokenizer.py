@@ -3,14 +3,16 @@
 The texts of all the requests in one dynamic batch are tokenised in one call; each request's
 texts are padded to that request's longest text only, because the encoder batches ragged
 inputs (emoexport.ragged) and would only compute the extra padding. Text beyond `max_length`
-tokens is truncated. A request with a text that is not UTF-8, or longer
-than `max_text_bytes` (whose tokenisation would hold up every request queued behind it), gets an
-error response of its own; the other requests of the batch are served as usual.
+tokens is truncated, and a long text is only tokenised as far as its first `max_length` tokens
+need (`head_of`), so its cost does not grow with its bytes. A request whose text tensor cannot
+be read, or with a text that is not UTF-8 or longer than `max_text_bytes`, gets an error
+response of its own; the other requests of the batch are served as usual.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,11 @@ ENCODING_FIELDS = {
     "attention_mask": "attention_mask",
     "token_type_ids": "type_ids",
 }
+
+
+# A text's head is first tried at this many characters per token of max_length, then four times longer.
+_HEAD_CHARS_PER_TOKEN = 16
+_LAST_SPACE = re.compile(r"\s(?=\S*\Z)")
 
 
 class InvalidText(ValueError):
@@ -87,9 +94,28 @@ def decode_texts(raw: np.ndarray, max_text_bytes: int) -> list[str]:
     return texts
 
 
+def head_of(tokenizer: Tokenizer, text: str) -> str:
+    """The start of `text` that tokenises, truncated, exactly as the whole text does.
+
+    Cut just before a whitespace, a text keeps every token that ends before the cut: the
+    pre-tokenizers of BERT's WordPiece and of byte-level BPE never join across whitespace. So
+    once the cut text is truncated itself, its tokens are the whole text's first ones.
+    """
+    truncation = tokenizer.truncation
+    if truncation is None:
+        return text
+    limit = _HEAD_CHARS_PER_TOKEN * truncation["max_length"]
+    while len(text) > limit:
+        space = _LAST_SPACE.search(text, 0, limit)
+        if space is not None and tokenizer.encode(text[: space.start()]).overflowing:
+            return text[: space.start()]
+        limit *= 4
+    return text
+
+
 def encode(tokenizer: Tokenizer, texts: list[str], input_names: list[str]) -> dict[str, np.ndarray]:
     """INT64 [len(texts), longest] arrays, one per encoder input."""
-    encodings = tokenizer.encode_batch(texts)
+    encodings = tokenizer.encode_batch([head_of(tokenizer, text) for text in texts])
     return {
         name: np.array([getattr(e, ENCODING_FIELDS[name]) for e in encodings], dtype=np.int64)
         for name in input_names
@@ -109,13 +135,15 @@ class TritonPythonModel:
     def execute(self, requests: list[Any]) -> list[Any]:
         responses = []
         for request in requests:
-            raw = pb_utils.get_input_tensor_by_name(request, self.text_input).as_numpy()
             try:
+                raw = pb_utils.get_input_tensor_by_name(request, self.text_input).as_numpy()
                 encoded = self.encoder(raw)
-            except InvalidText as error:
+            except Exception as error:  # InvalidText, or a BYTES tensor that does not parse
                 responses.append(
                     pb_utils.InferenceResponse(
-                        error=pb_utils.TritonError(str(error), pb_utils.TritonError.INVALID_ARG)
+                        error=pb_utils.TritonError(
+                            f"{self.text_input}: {error}", pb_utils.TritonError.INVALID_ARG
+                        )
                     )
                 )
                 continue
