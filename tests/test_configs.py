@@ -137,3 +137,14 @@ def test_only_the_encoder_batches_ragged_inputs_and_waits_for_a_batch(repository
     for part in ("tokenizer", "head", "postprocess"):
         config = load(repository / f"minilm_{part}")
         assert config.dynamic_batching.max_queue_delay_microseconds == 0, part
+
+
+def test_every_composing_model_sheds_load_by_queue_size_and_deadline(repository: Path) -> None:
+    defaults = configs.Batching()
+    for part in ("tokenizer", "encoder", "head", "postprocess"):
+        policy = load(repository / f"minilm_{part}").dynamic_batching.default_queue_policy
+        assert policy.max_queue_size == defaults.max_queue_size, part
+        assert policy.default_timeout_microseconds == defaults.queue_timeout_us, part
+        assert policy.timeout_action == mc.ModelQueuePolicy.REJECT, part
+        assert policy.allow_timeout_override, part
+    assert not load(repository / "minilm").HasField("dynamic_batching")  # the ensemble

@@ -171,6 +171,18 @@ def _add_export(commands: argparse._SubParsersAction) -> None:
         help="the encoder's batching window (the other models take no window)",
     )
     add(
+        "--max-queue-size",
+        type=int,
+        default=batching.max_queue_size,
+        help="requests each model holds waiting; more are shed as overloaded (0: no limit)",
+    )
+    add(
+        "--queue-timeout-us",
+        type=int,
+        default=batching.queue_timeout_us,
+        help="longest wait in a model's queue before a request is shed (0: no limit)",
+    )
+    add(
         "--device",
         choices=["auto", "cpu", "gpu"],
         default=_default(ExportOptions, "device"),
@@ -210,7 +222,12 @@ def _export(args: argparse.Namespace) -> int:
         name=args.name,
         repository=args.repository,
         max_length=args.max_length,
-        batching=Batching(args.max_batch_size, args.max_queue_delay_us),
+        batching=Batching(
+            max_batch_size=args.max_batch_size,
+            max_queue_delay_us=args.max_queue_delay_us,
+            max_queue_size=args.max_queue_size,
+            queue_timeout_us=args.queue_timeout_us,
+        ),
         device=args.device,
         instances=args.instances,
         revision=args.revision,

@@ -39,6 +39,11 @@ class Batching:
     max_batch_size: int = 64
     max_queue_delay_us: int = 500
     encoder_threads: int = 0  # onnxruntime intra-op threads; 0: one per core
+    # Load shedding, per model: requests beyond `max_queue_size` waiting, or waiting longer than
+    # `queue_timeout_us` (or the request's own, shorter deadline), are rejected at once with
+    # UNAVAILABLE, which the SDK raises as OverloadedError. 0 turns either off.
+    max_queue_size: int = 256
+    queue_timeout_us: int = 2_000_000
 
 
 # The native onnxruntime backend's parameter (the local backend reads it too).
@@ -65,6 +70,11 @@ def _parameters(config: mc.ModelConfig, values: Mapping[str, str]) -> None:
 def _batched(config: mc.ModelConfig, batching: Batching, queue_delay_us: int) -> mc.ModelConfig:
     config.max_batch_size = batching.max_batch_size
     config.dynamic_batching.max_queue_delay_microseconds = queue_delay_us
+    policy = config.dynamic_batching.default_queue_policy
+    policy.max_queue_size = batching.max_queue_size
+    policy.default_timeout_microseconds = batching.queue_timeout_us
+    policy.timeout_action = mc.ModelQueuePolicy.REJECT
+    policy.allow_timeout_override = True  # a client's deadline, when shorter, is the request's
     return config
 
 

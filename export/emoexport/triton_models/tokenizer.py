@@ -39,7 +39,7 @@ ENCODING_FIELDS = {
 }
 
 
-# A text's head is first tried at this many characters per token of max_length, then four times longer.
+# A long text's head is first cut at this many characters per token of max_length, then 4x longer.
 _HEAD_CHARS_PER_TOKEN = 16
 _LAST_SPACE = re.compile(r"\s(?=\S*\Z)")
 
