@@ -4,6 +4,8 @@ and the admin APIs locked. Each test is bounded in time and requests; loopback o
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import signal
 import stat
 import subprocess
@@ -31,6 +33,7 @@ from .conftest import EMOTRITON, MAX_LENGTH
 
 pytestmark = pytest.mark.e2e
 
+ROOT = Path(__file__).resolve().parents[1]
 MODEL = "go_emotions"
 TEXT = "I cannot believe how well this went, thank you!"
 KEY = "test-admin-key"
@@ -52,13 +55,16 @@ def server(toy_repository: Path) -> Iterator[LocalServer]:
         yield running
 
 
-def is_ready(server: LocalServer) -> bool:
-    url = f"http://{server.endpoints.http_url}/v2/health/ready"
+def is_ready_at(http: str) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=1) as response:
+        with urllib.request.urlopen(f"{http}/v2/health/ready", timeout=1) as response:
             return response.status == 200
     except (urllib.error.URLError, ConnectionError, TimeoutError):
         return False
+
+
+def is_ready(server: LocalServer) -> bool:
+    return is_ready_at(f"http://{server.endpoints.http_url}")
 
 
 @dataclass
@@ -253,3 +259,52 @@ def test_sigterm_drains_requests_in_flight_and_leaves_no_shared_memory(
     assert code == 0 and exited <= EXIT_TIMEOUT_SECS
     assert in_flight and all(outcome == "ok" for _, _, outcome in in_flight), in_flight
     assert not [p for p in SHM.glob("emotriton_*") if f"_{serve.pid}_" in p.name]
+
+
+@pytest.mark.skipif(shutil.which("nginx") is None, reason="needs nginx (the compose proxy)")
+def test_the_compose_proxy_refuses_what_kills_triton(server: LocalServer, tmp_path: Path):
+    """deploy/nginx.conf, pointed at the local server: form bodies and oversized bodies are
+    refused before Triton reads them; HTTP, gRPC and metrics pass."""
+    ports = {port: free_port() for port in (8000, 8001, 8002)}
+    config = (ROOT / "deploy/nginx.conf").read_text()
+    config = config.replace("triton:8000", server.endpoints.http_url)
+    config = config.replace("triton:8001", server.endpoints.grpc_url)
+    config = config.replace("triton:8002", server.endpoints.metrics_url.split("/")[2])
+    version = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr
+    if re.search(r"nginx/1\.(1\d|2[0-4])\.", version):  # `http2 on` came in 1.25.1
+        config = config.replace("listen 8001;\n        http2 on;", "listen 8001 http2;")
+    for port, free in ports.items():
+        config = config.replace(f"listen {port}", f"listen 127.0.0.1:{free}")
+    (tmp_path / "nginx.conf").write_text(config.replace("/dev/stdout", "off"))
+    proxy = subprocess.Popen(["nginx", "-c", str(tmp_path / "nginx.conf"), "-g", "daemon off;"])
+    try:
+        http = f"http://127.0.0.1:{ports[8000]}"
+        deadline = time.monotonic() + 10
+        while not is_ready_at(http) and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+        def post(megabytes: float, content_type: str) -> int:
+            body = b"a" * int(megabytes * 2**20)
+            request = urllib.request.Request(
+                f"{http}/v2/health/ready", body, headers={"Content-Type": content_type}
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=60) as response:
+                    return response.status
+            except urllib.error.HTTPError as error:
+                return error.code
+
+        restarts = len(server.supervisor.recoveries)
+        assert post(4.5, "application/x-www-form-urlencoded") == 415
+        assert post(50, "application/x-www-form-urlencoded; charset=utf-8") == 415
+        assert post(80, "application/json") == 413
+        assert post(50, "application/json") == 405  # Triton's own answer: it read it, alive
+        assert server.returncode() is None and len(server.supervisor.recoveries) == restarts
+        for url, protocol in ((f"127.0.0.1:{ports[8001]}", "grpc"), (http[7:], "http")):
+            with Client(url, protocol=protocol) as client:
+                assert client.classify(TEXT, model=MODEL)[0].labels
+        with urllib.request.urlopen(f"http://127.0.0.1:{ports[8002]}/metrics") as response:
+            assert b"nv_inference_request_success" in response.read()
+    finally:
+        proxy.terminate()
+        proxy.wait()
