@@ -346,9 +346,14 @@ class LocalServer:
         shared_memory.restrict(self.shm_prefix)
 
     def respawn(self, cancel: threading.Event) -> None:
-        """Replace a server that died (the supervisor's restart)."""
+        """Replace a server that died (the supervisor's restart); one that does not become
+        ready is killed, so that the next round tries again."""
         self._terminate(drain=False)
-        self._spawn(cancel)
+        try:
+            self._spawn(cancel)
+        except BaseException:
+            self.kill()
+            raise
 
     def returncode(self) -> int | None:
         assert self._process is not None, "server not started"
