@@ -13,7 +13,9 @@ import pytest
 import tritonclient.http as httpclient
 import yaml
 
-from emoserve.launcher import SERVER_FLAGS
+from emoserve import LocalServer
+from emoserve.launcher import EXIT_TIMEOUT_SECS, SERVER_FLAGS
+from emotriton.cli import parse
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -44,10 +46,27 @@ def test_the_image_runs_the_same_triton_as_the_local_server(server) -> None:
     assert triton_version_of_ngc_tag(base.group(1)) == metadata["version"] == "2.51.0"
 
 
-def test_compose_starts_triton_with_the_local_servers_flags() -> None:
+def test_compose_runs_the_launcher_on_the_images_triton(tmp_path: Path) -> None:
+    """The container's process is `emotriton serve`, so its Triton gets SERVER_FLAGS from the
+    same code as a local server's, and the same supervisor and drain."""
     command = SERVICES["triton"]["command"]
-    assert command[:2] == ["tritonserver", "--model-repository=/models"]
-    assert tuple(command[2:]) == SERVER_FLAGS
+    assert command[:2] == ["emotriton", "serve"]
+    args = parse(command[1:])
+    assert args.triton_home == Path("/opt/tritonserver") and args.repository == Path("/models")
+    home = args.triton_home
+    server = LocalServer(tmp_path, triton_home=home)
+    flags = server.command(home / "backends", home / "bin" / "tritonserver")
+    start = flags.index(SERVER_FLAGS[0])
+    assert tuple(flags[start : start + len(SERVER_FLAGS)]) == SERVER_FLAGS
+
+
+def test_triton_runs_unprivileged_and_has_time_to_drain() -> None:
+    triton = SERVICES["triton"]
+    assert not str(triton["user"]).startswith(("0", "root"))
+    assert triton["init"] is True
+    grace = int(triton["stop_grace_period"].removesuffix("s"))
+    assert grace > EXIT_TIMEOUT_SECS
+    assert "EMOTRITON_ADMIN_KEY" in triton["environment"]
 
 
 def test_mounted_paths_exist() -> None:
@@ -64,7 +83,8 @@ def test_ports_bind_to_loopback_by_default() -> None:
     assert published
     for port in published:
         assert with_defaults(port).startswith("127.0.0.1:"), port
-    assert {with_defaults(p).split(":")[1] for p in SERVICES["triton"]["ports"]} == {
+    assert "ports" not in SERVICES["triton"]  # reached through the proxy only
+    assert {with_defaults(p).split(":")[1] for p in SERVICES["proxy"]["ports"]} == {
         "8000",
         "8001",
         "8002",
@@ -89,7 +109,7 @@ def test_prometheus_scrapes_tritons_metrics_port() -> None:
         t for job in config["scrape_configs"] for c in job["static_configs"] for t in c["targets"]
     ]
     assert targets == ["triton:8002"]
-    assert any(with_defaults(p).endswith(":8002") for p in SERVICES["triton"]["ports"])
+    assert any(with_defaults(p).endswith(":8002") for p in SERVICES["proxy"]["ports"])
 
 
 @pytest.mark.e2e

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from emoserve import LauncherError, LocalServer
-from emoserve.launcher import free_port
+from emoserve.launcher import TritonDistribution, free_port
 
 from .conftest import EMOTRITON
 
@@ -130,3 +130,18 @@ def test_serve_command_stops_cleanly_on_sigterm(repository: Path) -> None:
     finally:
         if serve.poll() is None:
             os.killpg(serve.pid, signal.SIGKILL)
+
+
+def test_an_installed_triton_runs_from_its_own_tree(tmp_path: Path) -> None:
+    """`--triton-home` (the NGC image's /opt/tritonserver): its binary, libraries and own
+    backends, with nothing assembled; an incomplete tree is refused."""
+    home = tmp_path / "tritonserver"
+    with pytest.raises(LauncherError, match="tritonserver"):
+        TritonDistribution.find(home)
+    (home / "bin").mkdir(parents=True)
+    (home / "bin" / "tritonserver").touch()
+    (home / "backends" / "onnxruntime").mkdir(parents=True)
+    found = TritonDistribution.find(home)
+    assert found.libraries == home / "lib"
+    assert found.backend_directory(tmp_path / "scratch") == home / "backends"
+    assert not (tmp_path / "scratch").exists()

@@ -383,12 +383,22 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:
     add("--grpc-tls-cert", type=Path, help="PEM server certificate: serve gRPC over TLS")
     add("--grpc-tls-key", type=Path, help="PEM key of --grpc-tls-cert")
     add("--grpc-tls-client-ca", type=Path, help="PEM CA that client certificates must chain to")
+    add(
+        "--triton-home",
+        type=Path,
+        help="an installed Triton to run, such as /opt/tritonserver in NGC images "
+        "(default: the nvidia-pytriton wheel's)",
+    )
     parser.set_defaults(run=_serve)
 
 
 def _serve(args: argparse.Namespace) -> int:
+    """The admin key comes from EMOTRITON_ADMIN_KEY only (never the command line, which `ps`
+    shows); unset, a random key that nobody else knows locks the admin APIs."""
+    import logging
+
     from emoclient import Client
-    from emoserve import GrpcTls, LocalServer
+    from emoserve import ADMIN_HEADER, ADMIN_KEY_VARIABLE, GrpcTls, LocalServer
 
     tls = None
     if args.grpc_tls_cert or args.grpc_tls_key:
@@ -400,6 +410,7 @@ def _serve(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, terminate)
+    logging.basicConfig(format="emotriton: %(message)s")
     server = LocalServer(
         args.repository,
         host=args.host,
@@ -409,21 +420,25 @@ def _serve(args: argparse.Namespace) -> int:
         log_verbose=args.log_verbose,
         stream_logs=True,
         grpc_tls=tls,
+        triton_home=args.triton_home,
     )
     try:
         server.start()
         endpoints = server.endpoints
-        with Client(endpoints.http_url, protocol="http") as client:
+        admin = {ADMIN_HEADER: server.admin_key}
+        with Client(endpoints.http_url, protocol="http", headers=admin) as client:
             names = [info.name for info in client.models()]
+        key = "from " + ADMIN_KEY_VARIABLE if os.environ.get(ADMIN_KEY_VARIABLE) else "random"
         print(
             f"\nemotriton: serving {', '.join(names) or 'no emotion models'} "
             f"from {server.repository}\n"
             f"  gRPC    {endpoints.grpc_url}\n  HTTP    http://{endpoints.http_url}\n"
-            f"  metrics {endpoints.metrics_url}\nCtrl-C stops it.",
+            f"  metrics {endpoints.metrics_url}\n"
+            f"  admin APIs need the header {ADMIN_HEADER} ({key} key)\nCtrl-C stops it.",
             flush=True,
         )
         code = server.wait()
-        print(f"emotriton: tritonserver exited with code {code}", file=sys.stderr)
+        print(f"emotriton: tritonserver kept failing to start (exit code {code})", file=sys.stderr)
         return code or 1
     except KeyboardInterrupt:
         print("\nemotriton: stopping", file=sys.stderr)

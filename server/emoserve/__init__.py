@@ -1,5 +1,13 @@
-"""The local Triton server: the binary from nvidia-pytriton, with an assembled backend directory."""
+"""The local Triton server: the binary from nvidia-pytriton (or an installed Triton), supervised."""
 
+from .admin import ADMIN_HEADER, ADMIN_KEY_VARIABLE
 from .launcher import Endpoints, GrpcTls, LauncherError, LocalServer
 
-__all__ = ["Endpoints", "GrpcTls", "LauncherError", "LocalServer"]
+__all__ = [
+    "ADMIN_HEADER",
+    "ADMIN_KEY_VARIABLE",
+    "Endpoints",
+    "GrpcTls",
+    "LauncherError",
+    "LocalServer",
+]

@@ -29,19 +29,45 @@ from types import TracebackType
 
 from emoclient.errors import EmotritonError
 
+from . import shared_memory
+from .admin import (
+    ADMIN_KEY_VARIABLE,
+    HOLDING_STATES,
+    AdminApi,
+    AdminApiError,
+    restriction_flags,
+)
+from .admin import admin_key as generated_admin_key
+from .supervisor import Supervisor
+
 ONNXRUNTIME_BACKEND = Path(__file__).with_name("onnxruntime_backend.py")
 
-# Seconds Triton waits for requests in flight when asked to stop.
+# Seconds a stopping server gives its requests in flight: the launcher's drain and Triton's own
+# exit timeout share them (deployments allow a little more: docs/reliability.md).
 EXIT_TIMEOUT_SECS = 30
 # How every deployment starts Triton, whatever the image: the local server, docker-compose and
-# Kubernetes pass exactly these (tests/test_deploy.py compares them).
+# Kubernetes all run the launcher, which passes exactly these (`server_flags`).
 SERVER_FLAGS = (
     "--disable-auto-complete-config",  # a config is what export wrote, never what Triton guessed
     "--strict-readiness=true",  # ready only when every model is
     f"--exit-timeout-secs={EXIT_TIMEOUT_SECS}",
     # The python models' shared-memory pool starts at 16 MiB, sized for batches of 64 texts.
     "--backend-config=python,shm-default-byte-size=16777216",
+    # The launcher reloads a model whose backend process died, and drains by unloading the
+    # ensembles first; the repository API that does it is behind the admin key.
+    "--model-control-mode=explicit",
+    "--load-model=*",
 )
+
+
+def server_flags(admin_key: str, shm_prefix: str) -> tuple[str, ...]:
+    """SERVER_FLAGS, with the admin APIs behind `admin_key` and the python backend's regions
+    named by `shm_prefix`."""
+    return (
+        *SERVER_FLAGS,
+        *restriction_flags(admin_key),
+        f"--backend-config=python,shm-region-prefix-name={shm_prefix}",
+    )
 
 
 class LauncherError(EmotritonError):
@@ -50,47 +76,62 @@ class LauncherError(EmotritonError):
 
 @dataclass(frozen=True)
 class TritonDistribution:
-    """Where the pieces of the Triton server shipped in the nvidia-pytriton wheel live."""
+    """Where the pieces of a Triton 2.51 installation live: the nvidia-pytriton wheel's (here and
+    in CI), or an installed tree such as the NGC image's /opt/tritonserver (in containers)."""
 
     binary: Path
     libraries: Path
-    python_backend: Path
-    stub: Path
+    backends: Path  # the python backend only (wheel), or every backend (installed tree)
+    stub: Path | None = None  # the wheel's python backend stub for this interpreter
 
     @classmethod
-    def find(cls) -> TritonDistribution:
+    def find(cls, home: Path | None = None) -> TritonDistribution:
+        """The installed tree at `home`, or the wheel's when `home` is None."""
+        if home is not None:
+            found = cls(home / "bin" / "tritonserver", home / "lib", home / "backends")
+            paths: tuple[Path, ...] = (found.binary, found.backends)
+        else:
+            found = cls._wheel()
+            paths = (found.binary, found.backends, found.stub)
+        for path in paths:
+            if not path.exists():
+                raise LauncherError(f"no {path} in the Triton distribution")
+        return found
+
+    @classmethod
+    def _wheel(cls) -> TritonDistribution:
         try:
             from pytriton.utils import distribution
         except ImportError as error:
             raise LauncherError(
                 "the local server needs the nvidia-pytriton wheel: pip install 'emotriton[server]'"
+                " (or --triton-home for an installed Triton)"
             ) from error
         root = distribution.get_root_module_path() / "tritonserver"
         version = f"{sys.version_info.major}.{sys.version_info.minor}"
-        found = cls(
+        return cls(
             binary=root / "bin" / "tritonserver",
             libraries=distribution.get_libs_path(),
-            python_backend=root / "backends" / "python",
+            backends=root / "backends",
             stub=distribution.get_stub_path(version),
         )
-        for path in (found.binary, found.python_backend, found.stub):
-            if not path.exists():
-                raise LauncherError(f"nvidia-pytriton has no {path} (Python {version}?)")
-        return found
 
-    def assemble_backends(self, directory: Path) -> Path:
-        """Lay out `python/` and the Python-based `onnxruntime/` backend under `directory`."""
+    def backend_directory(self, scratch: Path) -> Path:
+        """An installed tree's own backends; for the wheel, a directory assembled under `scratch`
+        with `python/` and the Python-based `onnxruntime/` backend."""
+        if self.stub is None:
+            return self.backends
         # Copies, not links: Triton refuses a backend library that resolves outside the folder.
-        python = directory / "python"
+        python = scratch / "python"
         python.mkdir(parents=True)
-        for item in self.python_backend.iterdir():
+        for item in (self.backends / "python").iterdir():
             if item.is_file():
                 shutil.copy2(item, python / item.name)
         shutil.copy2(self.stub, python / "triton_python_backend_stub")
-        onnxruntime = directory / "onnxruntime"
+        onnxruntime = scratch / "onnxruntime"
         onnxruntime.mkdir()
         shutil.copy2(ONNXRUNTIME_BACKEND, onnxruntime / "model.py")
-        return directory
+        return scratch
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -111,7 +152,9 @@ def _child_setup() -> Callable[[], None] | None:
     """PR_SET_PDEATHSIG fires when the *thread* that forked the child exits, so it is armed
     only from the main thread, whose end is the launcher's end; a server started from another
     thread lives until `stop()`."""
-    return _die_with_parent if threading.current_thread() is threading.main_thread() else None
+    here = threading.current_thread()
+    armed = here is threading.main_thread() or isinstance(here, Supervisor)
+    return _die_with_parent if armed else None
 
 
 @dataclass(frozen=True)
@@ -177,10 +220,13 @@ STANDARD_ENDPOINTS = Endpoints(host="127.0.0.1", http_port=8000, grpc_port=8001,
 
 
 class LocalServer:
-    """A Triton server process on a model repository; a context manager.
+    """A supervised Triton server on a model repository; a context manager.
 
-    Ports left as None are picked free, which is what tests want. Logs go to `log_path`
-    (a file in the server's scratch directory) unless `stream_logs` sends them to the console.
+    A backend process that dies is replaced and a server that dies is started again (see
+    `supervisor`); `stop()` drains the requests in flight before the server exits. The admin
+    APIs answer only requests that carry `admin_key` (EMOTRITON_ADMIN_KEY, or a random key).
+    Ports left as None are picked free, which is what tests want. Logs go to `log_path` (a file
+    in the server's scratch directory) unless `stream_logs` sends them to the console.
     """
 
     def __init__(
@@ -195,6 +241,8 @@ class LocalServer:
         stream_logs: bool = False,
         startup_timeout: float = 180.0,
         grpc_tls: GrpcTls | None = None,
+        triton_home: Path | None = None,
+        admin_key: str | None = None,
     ) -> None:
         self.repository = Path(repository).resolve()
         if not self.repository.is_dir():
@@ -209,6 +257,13 @@ class LocalServer:
         self.stream_logs = stream_logs
         self.startup_timeout = startup_timeout
         self.grpc_tls = grpc_tls
+        self.triton_home = triton_home
+        self.admin_key = admin_key or generated_admin_key()
+        self.admin = AdminApi(self.endpoints.http_url, self.admin_key)
+        self.shm_prefix = ""
+        self.supervisor: Supervisor | None = None
+        self._distribution: TritonDistribution | None = None
+        self._backends: Path | None = None
         self._workdir: Path | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._log = None
@@ -216,6 +271,11 @@ class LocalServer:
     @property
     def log_path(self) -> Path | None:
         return None if self._workdir is None or self.stream_logs else self._workdir / "triton.log"
+
+    @property
+    def pid(self) -> int:
+        assert self._process is not None, "server not started"
+        return self._process.pid
 
     def command(self, backend_directory: Path, binary: Path) -> list[str]:
         endpoints = self.endpoints
@@ -230,7 +290,7 @@ class LocalServer:
             f"--metrics-address={endpoints.host}",
             f"--metrics-port={endpoints.metrics_port}",
             f"--log-verbose={self.log_verbose}",
-            *SERVER_FLAGS,
+            *server_flags(self.admin_key, self.shm_prefix),
             *(() if has_nvidia_gpu() else CPU_ONLY_FLAGS),
             *(self.grpc_tls.arguments() if self.grpc_tls else []),
         ]
@@ -243,6 +303,7 @@ class LocalServer:
         the same virtual environment (tokenizers, numpy, onnxruntime) as the launcher.
         """
         env = dict(os.environ)
+        env.pop(ADMIN_KEY_VARIABLE, None)  # the key reaches Triton as a flag, and no model
         libraries = [str(distribution.libraries), env.get("LD_LIBRARY_PATH", "")]
         env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in libraries if p)
         scripts = sysconfig.get_path("scripts")
@@ -252,34 +313,61 @@ class LocalServer:
     def start(self) -> LocalServer:
         if self._process is not None:
             raise LauncherError("server already started")
-        distribution = TritonDistribution.find()
+        shared_memory.remove_stale()
+        self._distribution = TritonDistribution.find(self.triton_home)
         self._workdir = Path(tempfile.mkdtemp(prefix="emotriton-server-"))
-        backends = distribution.assemble_backends(self._workdir / "backends")
-        output = None
+        self._backends = self._distribution.backend_directory(self._workdir / "backends")
         if not self.stream_logs:
-            self._log = open(self.log_path, "wb")  # noqa: SIM115 (closed in stop)
-            output = self._log
+            self._log = open(self.log_path, "ab")  # noqa: SIM115 (closed in shutdown)
+        try:
+            self._spawn(threading.Event())
+        except BaseException:
+            self.shutdown()
+            raise
+        self.supervisor = Supervisor(self)
+        self.supervisor.start()
+        return self
+
+    def _spawn(self, cancel: threading.Event) -> None:
+        """Start tritonserver and wait until it is ready, or `cancel` is set."""
+        assert self._distribution is not None and self._backends is not None
+        self.shm_prefix = shared_memory.new_prefix()
         self._process = subprocess.Popen(
-            self.command(backends, distribution.binary),
-            env=self.environment(distribution),
+            self.command(self._backends, self._distribution.binary),
+            env=self.environment(self._distribution),
             cwd=self._workdir,
             stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT if output else None,
+            stdout=self._log,
+            stderr=subprocess.STDOUT if self._log else None,
             start_new_session=True,
             preexec_fn=_child_setup(),
         )
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.stop()
-            raise
-        return self
+        self._wait_ready(cancel)
+        shared_memory.restrict(self.shm_prefix)
 
-    def _wait_ready(self) -> None:
+    def respawn(self, cancel: threading.Event) -> None:
+        """Replace a server that died (the supervisor's restart); one that does not become
+        ready is killed, so that the next round tries again."""
+        self._terminate(drain=False)
+        try:
+            self._spawn(cancel)
+        except BaseException:
+            self.kill()
+            raise
+
+    def returncode(self) -> int | None:
+        assert self._process is not None, "server not started"
+        return self._process.poll()
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)
+        self._process.wait()
+
+    def _wait_ready(self, cancel: threading.Event) -> None:
         url = f"http://{self.endpoints.http_url}/v2/health/ready"
         deadline = time.monotonic() + self.startup_timeout
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not cancel.is_set():
             assert self._process is not None
             if self._process.poll() is not None:
                 raise LauncherError(
@@ -293,9 +381,10 @@ class LocalServer:
                 if response.status == 200:
                     return
             time.sleep(0.1)
-        raise LauncherError(
-            f"tritonserver not ready after {self.startup_timeout:.0f}s{self._log_tail()}"
-        )
+        if not cancel.is_set():
+            raise LauncherError(
+                f"tritonserver not ready after {self.startup_timeout:.0f}s{self._log_tail()}"
+            )
 
     def _log_tail(self, lines: int = 40) -> str:
         if self.log_path is None or not self.log_path.exists():
@@ -304,28 +393,63 @@ class LocalServer:
         return "\n--- last lines of the server log ---\n" + "\n".join(tail)
 
     def wait(self) -> int:
-        """Block until the server exits; its exit code."""
-        assert self._process is not None, "server not started"
-        return self._process.wait()
+        """Block until the supervisor gives up on a server that cannot start; its exit code."""
+        assert self.supervisor is not None, "server not started"
+        while self.supervisor.is_alive():
+            self.supervisor.join(timeout=1)  # a timeout keeps the main thread's signals handled
+        return self.supervisor.exit_code or 1
 
-    def stop(self) -> None:
-        """SIGTERM and wait (Triton unloads models and its stubs exit), then kill what is left."""
-        process, self._process = self._process, None
-        if process is not None:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    process.wait(timeout=EXIT_TIMEOUT_SECS + 5)
-            # The stubs are in the server's process group; none may outlive it.
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    def drain(self, deadline: float) -> None:
+        """Stop taking requests and let those in flight finish, until `deadline` (monotonic).
+
+        Unloading the ensembles makes the server unready and refuses new calls at once, while
+        their requests in flight finish on composing models that still run. A SIGTERM alone
+        would stop every model at once and fail the later steps of those requests.
+        """
+        with contextlib.suppress(AdminApiError):
+            ready = [model for model, state in self.admin.states().items() if state == "READY"]
+            ensembles = [model for model in ready if self.admin.is_ensemble(model)]
+            for model in ensembles:
+                self.admin.unload(model)
+            while time.monotonic() < deadline and any(
+                self.admin.states().get(model) in HOLDING_STATES for model in ensembles
+            ):
+                time.sleep(0.05)
+
+    def _terminate(self, drain: bool) -> None:
+        """Drain (if asked and alive), SIGTERM, wait, kill what is left, remove its regions."""
+        process = self._process
+        if process is None:
+            return
+        deadline = time.monotonic() + EXIT_TIMEOUT_SECS
+        if process.poll() is None:
+            if drain:
+                self.drain(deadline)
+            process.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=max(deadline - time.monotonic(), 0) + 5)
+        # The stubs are in the server's process group; none may outlive it.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        shared_memory.remove(self.shm_prefix)
+        self._process = None
+
+    def shutdown(self) -> None:
+        """Drain and stop the server, and remove what it leaves; safe to call again."""
+        self._terminate(drain=True)
         if self._log is not None:
             self._log.close()
             self._log = None
         if self._workdir is not None:
             shutil.rmtree(self._workdir, ignore_errors=True)
             self._workdir = None
+
+    def stop(self) -> None:
+        """Drain the requests in flight (up to EXIT_TIMEOUT_SECS), then stop."""
+        if self.supervisor is not None:
+            self.supervisor.stop()  # it shuts the server down, from its own thread
+        self.shutdown()
 
     def __enter__(self) -> LocalServer:
         return self.start()

@@ -1,0 +1,84 @@
+"""Triton's administrative APIs, locked behind a key that only the operator and the launcher hold.
+
+Triton 2.51 serves model loading (which can upload a python model: code execution), shared-memory
+registration (the server writes where a client says), logging, trace and statistics to anyone
+who reaches its ports. Its restricted-API options make each of those categories answer 403
+unless a request carries a header with the key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import urllib.error
+import urllib.request
+from typing import Any
+
+from emoclient.errors import EmotritonError
+
+ADMIN_HEADER = "emotriton-admin-key"
+ADMIN_KEY_VARIABLE = "EMOTRITON_ADMIN_KEY"
+# Categories only an operator needs. Inference, health, metadata and model-config stay open:
+# clients classify, check readiness and read a model's labels.
+ADMIN_APIS = ("model-repository", "shared-memory", "logging", "trace", "statistics")
+# Model states of the repository index in which the model still holds its backend processes.
+HOLDING_STATES = frozenset({"READY", "LOADING", "UNLOADING"})
+
+
+class AdminApiError(EmotritonError):
+    """Triton refused or failed an administrative call of the launcher."""
+
+
+def admin_key() -> str:
+    """The operator's key from EMOTRITON_ADMIN_KEY, or a random one nobody else knows."""
+    return os.environ.get(ADMIN_KEY_VARIABLE) or secrets.token_urlsafe(32)
+
+
+def restriction_flags(key: str) -> tuple[str, ...]:
+    """Triton flags that put ADMIN_APIS behind `key` on HTTP and gRPC alike."""
+    rule = f"{','.join(ADMIN_APIS)}:{ADMIN_HEADER}={key}"
+    return (f"--http-restricted-api={rule}", f"--grpc-restricted-protocol={rule}")
+
+
+class AdminApi:
+    """The calls the launcher makes over Triton's HTTP port, with the key."""
+
+    def __init__(self, http_url: str, key: str, timeout: float = 60.0) -> None:
+        self.base = f"http://{http_url}"
+        self.key = key
+        self.timeout = timeout
+
+    def _call(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        request = urllib.request.Request(
+            self.base + path,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={ADMIN_HEADER: self.key, "Content-Type": "application/json"},
+            method="GET" if body is None else "POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                payload = response.read()
+        except urllib.error.HTTPError as error:
+            detail = error.read().decode(errors="replace")
+            raise AdminApiError(f"{path}: {error.code} {detail}") from None
+        except (urllib.error.URLError, ConnectionError, TimeoutError) as error:
+            raise AdminApiError(f"{path}: {error}") from error
+        return json.loads(payload) if payload else None
+
+    def states(self) -> dict[str, str]:
+        """Each model of the repository and its state (READY, UNLOADING, UNAVAILABLE, ...)."""
+        index = self._call("/v2/repository/index", {})
+        return {entry["name"]: entry.get("state", "") for entry in index}
+
+    def is_ensemble(self, model: str) -> bool:
+        return self._call(f"/v2/models/{model}/config").get("platform") == "ensemble"
+
+    def unload(self, model: str) -> None:
+        """Ask Triton to unload `model` (and the ensembles that use it); it answers at once and
+        unloads once the model's requests in flight have finished."""
+        self._call(f"/v2/repository/models/{model}/unload", {})
+
+    def load(self, model: str) -> None:
+        """Load `model` anew (and reload the ensembles that use it); returns once it is ready."""
+        self._call(f"/v2/repository/models/{model}/load", {})

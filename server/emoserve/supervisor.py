@@ -1,0 +1,164 @@
+"""Keeps a Triton server serving without a person: the launcher's watchdog.
+
+Triton 2.51's python backend never replaces a stub process that died (SIGKILL, out of memory),
+and the server stays ready meanwhile: every request to the model fails for good. The watchdog
+sees the stub die and reloads its model through the repository API: unloading takes readiness
+down at once (strict readiness), loading starts a new stub. A tritonserver that dies (the HTTP
+front end's SIGSEGV) is started again, at once after a stable run, then with a growing delay
+so that a crash loop does not spin. docs/reliability.md has the measurements behind the choice.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from . import shared_memory
+from .admin import AdminApiError
+
+if TYPE_CHECKING:
+    from .launcher import LocalServer
+
+log = logging.getLogger(__name__)
+
+POLL_SECS = 0.2  # how often the watchdog looks: readiness goes false within this and a request
+STABLE_SECS = 60.0  # a server up this long crashed by accident, not in a loop: restart at once
+MAX_DELAY_SECS = 30.0
+MAX_FAILED_STARTS = 5  # starts in a row that never became ready: give up, exit, let the
+#                        orchestrator (compose's restart policy, Kubernetes) take over
+
+
+def _alive(pid: int) -> bool:
+    """A process that runs (a zombie does not: Triton does not reap its dead stubs)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def backend_processes(server_pid: int) -> dict[int, str]:
+    """The live python-backend stubs of a tritonserver, each with the model it serves.
+
+    A stub's first argument is the model file, `<repository>/<model>/<version>/<file>`.
+    """
+    try:
+        children = Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()
+    except OSError:
+        return {}
+    found = {}
+    for pid in map(int, children):
+        try:
+            arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if arguments[0].endswith(b"triton_python_backend_stub") and _alive(pid):
+            found[pid] = Path(arguments[1].decode()).parents[1].name
+    return found
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """One thing the watchdog repaired, and how long it took."""
+
+    action: str  # "reload" (a model whose backend process died) or "restart" (the server)
+    subject: str  # the model, or the server's exit code
+    seconds: float
+
+
+class Supervisor(threading.Thread):
+    """Watches one LocalServer until `stop()`, then drains and stops it from this thread.
+
+    The server's processes are children of this thread while it runs (a restarted server is
+    started here), so stopping happens here too.
+    """
+
+    def __init__(self, server: LocalServer) -> None:
+        super().__init__(name="emoserve-supervisor", daemon=True)
+        self.server = server
+        self.recoveries: list[Recovery] = []
+        self.exit_code: int | None = None  # set when it gave up on a server that cannot start
+        self.stopping = threading.Event()
+        self._crashes = 0  # in a row, each within STABLE_SECS of the last start
+        self._failed_starts = 0
+        self._ready_at = time.monotonic()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self.is_alive():
+            self.join()
+
+    def run(self) -> None:
+        try:
+            self._watch()
+        finally:
+            self.server.shutdown()
+
+    def _watch(self) -> None:
+        stubs = backend_processes(self.server.pid)
+        while not self.stopping.wait(POLL_SECS):
+            code = self.server.returncode()
+            if code is not None:
+                if not self._restart(code):
+                    return
+            else:
+                shared_memory.restrict(self.server.shm_prefix)
+                dead = {model for pid, model in stubs.items() if not _alive(pid)}
+                if dead and not self._reload(dead):
+                    self.server.kill()  # the next round restarts it
+                    continue
+            stubs = backend_processes(self.server.pid)
+
+    def _reload(self, models: set[str]) -> bool:
+        """Reload each model whose stub died and that Triton still calls ready; False when
+        reloading failed.
+
+        The unload of a model whose stub is dead never completes (its instance waits for the
+        stub), so the load does not wait for it: it starts a new instance beside the old one.
+        """
+        admin = self.server.admin
+        started = time.monotonic()
+        try:
+            states = admin.states()
+            for model in sorted(m for m in models if states.get(m) == "READY"):
+                log.warning("the backend process of %s died: reloading it", model)
+                admin.unload(model)  # the model, its ensembles and the server: unready
+                admin.load(model)  # and the ensembles that use it
+                self.recoveries.append(Recovery("reload", model, time.monotonic() - started))
+                log.warning("%s serves again after %.1f s", model, time.monotonic() - started)
+        except AdminApiError as error:
+            log.error("reloading failed (%s): restarting the server", error)
+            return False
+        return True
+
+    def _restart(self, code: int) -> bool:
+        """Start the server again, after a delay that grows while it keeps dying; False when it
+        failed to start MAX_FAILED_STARTS times in a row."""
+        crashed = time.monotonic()
+        if crashed - self._ready_at > STABLE_SECS:
+            self._crashes = 0
+        delay = min(2.0 ** (self._crashes - 1), MAX_DELAY_SECS) if self._crashes else 0.0
+        self._crashes += 1
+        log.error("tritonserver exited with code %s: starting it again in %.0f s", code, delay)
+        if self.stopping.wait(delay):
+            return True
+        try:
+            self.server.respawn(self.stopping)
+        except Exception as error:  # any failure to start counts
+            self._failed_starts += 1
+            log.error("restart failed: %s", error)
+            if self._failed_starts < MAX_FAILED_STARTS:
+                return True
+            self.exit_code = code
+            return False
+        if self.stopping.is_set():
+            return True
+        self._failed_starts = 0
+        self._ready_at = time.monotonic()
+        self.recoveries.append(Recovery("restart", str(code), self._ready_at - crashed))
+        log.warning("tritonserver serves again after %.1f s", self._ready_at - crashed)
+        return True

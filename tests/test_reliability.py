@@ -1,0 +1,310 @@
+"""Faults under load: a backend process killed, the server killed by one HTTP request, SIGTERM;
+and the admin APIs locked. Each test is bounded in time and requests; loopback only."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import stat
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+
+from emoclient import Client
+from emoexport.exporter import ExportOptions, export_classifier
+from emoserve import ADMIN_HEADER, ADMIN_KEY_VARIABLE, LocalServer
+from emoserve.launcher import EXIT_TIMEOUT_SECS, free_port
+from emoserve.shared_memory import SHM
+from emoserve.supervisor import backend_processes
+from emotrain import toy_models
+
+from .conftest import EMOTRITON, MAX_LENGTH
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = "go_emotions"
+TEXT = "I cannot believe how well this went, thank you!"
+KEY = "test-admin-key"
+GRPC_RECONNECT_BACKOFF = 1.5
+
+
+@pytest.fixture(scope="module")
+def toy_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One toy ensemble (tokenizer, encoder, postprocess): three backend processes."""
+    root = tmp_path_factory.mktemp("reliability")
+    model = toy_models.build("roberta-multilabel", root / "roberta", max_length=MAX_LENGTH)
+    export_classifier(str(model), ExportOptions(name=MODEL, repository=root / "repository"))
+    return root / "repository"
+
+
+@pytest.fixture(scope="module")
+def server(toy_repository: Path) -> Iterator[LocalServer]:
+    with LocalServer(toy_repository, admin_key=KEY) as running:
+        yield running
+
+
+def is_ready_at(http: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{http}/v2/health/ready", timeout=1) as response:
+            return response.status == 200
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False
+
+
+def is_ready(server: LocalServer) -> bool:
+    return is_ready_at(f"http://{server.endpoints.http_url}")
+
+
+@dataclass
+class Load:
+    """Client threads classifying in a loop; each request's start, end and outcome."""
+
+    url: str
+    texts: list[str]
+    expected: np.ndarray
+    clients: int = 2
+    outcomes: list[tuple[float, float, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run) for _ in range(self.clients)]
+
+    def _run(self) -> None:
+        with Client(self.url) as client:
+            while not self._stop.is_set():
+                started = time.monotonic()
+                try:
+                    results = client.classify(self.texts, model=MODEL)
+                    scores = np.array([list(result.scores.values()) for result in results])
+                    outcome = "ok" if np.allclose(scores, self.expected, atol=1e-4) else "wrong"
+                except Exception as error:  # every failure is counted, whatever its kind
+                    outcome = f"failed: {error}"
+                    time.sleep(0.05)
+                self.outcomes.append((started, time.monotonic(), outcome))
+
+    def __enter__(self) -> Load:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+
+    def failed(self) -> list[tuple[float, float, str]]:
+        return [o for o in self.outcomes if o[2] != "ok"]
+
+    def wrong(self) -> int:
+        return sum(o[2] == "wrong" for o in self.outcomes)
+
+
+def load_on(server: LocalServer, texts: list[str], clients: int = 2) -> Load:
+    with Client(server.endpoints.grpc_url) as client:
+        results = client.classify(texts, model=MODEL)
+    expected = np.array([list(result.scores.values()) for result in results])
+    return Load(server.endpoints.grpc_url, texts, expected, clients)
+
+
+def watch_readiness(server: LocalServer, since: float, timeout: float) -> tuple[float, float]:
+    """Seconds after `since` until the server first answers not ready, then ready again."""
+    unready = None
+    while time.monotonic() - since < timeout:
+        ready = is_ready(server)
+        if unready is None and not ready:
+            unready = time.monotonic() - since
+        elif unready is not None and ready:
+            return unready, time.monotonic() - since
+        time.sleep(0.05)
+    raise AssertionError(f"not ready again within {timeout}s (unready after {unready})")
+
+
+@pytest.mark.parametrize("model", ["tokenizer", "encoder", "postprocess"])
+def test_a_killed_backend_process_is_replaced(server: LocalServer, model: str) -> None:
+    """Before: requests failed for good and readiness said 200. Now: readiness drops within
+    2 s, the model serves again within 30 s, and no answer is wrong."""
+    (stub,) = [p for p, m in backend_processes(server.pid).items() if m == f"{MODEL}_{model}"]
+    with load_on(server, [TEXT]) as load:
+        time.sleep(1)
+        killed = time.monotonic()
+        os.kill(stub, signal.SIGKILL)
+        unready, ready = watch_readiness(server, killed, timeout=30)
+        time.sleep(1)
+    served_again = min(start for start, _, outcome in load.outcomes if start > killed + ready)
+    failed = load.failed()
+    print(f"{model}: unready after {unready:.2f}s, ready after {ready:.2f}s, "
+          f"{len(failed)} failed of {len(load.outcomes)}")  # fmt: skip
+    assert unready <= 2 and served_again - killed <= 30
+    assert load.wrong() == 0
+    # Only requests sent before readiness dropped may fail: those in flight, or sent to a
+    # process the watchdog had not yet seen die.
+    assert all(start <= killed + unready for start, _, _ in failed), failed
+    assert any(start > killed + ready for start, _, outcome in load.outcomes if outcome == "ok")
+
+
+@pytest.mark.parametrize("megabytes", [4.5, 50])
+def test_the_http_request_that_kills_triton_is_survived(server: LocalServer, megabytes: float):
+    """Triton 2.51's HTTP front end dies (SIGSEGV) on a large form-urlencoded body; the
+    supervisor starts it again and removes what the dead one left."""
+    body = b"a" * int(megabytes * 2**20)
+    with load_on(server, [TEXT]) as load:
+        time.sleep(1)
+        dead_prefix = server.shm_prefix
+        sent = time.monotonic()
+        with pytest.raises((urllib.error.URLError, ConnectionError)):
+            urllib.request.urlopen(f"http://{server.endpoints.http_url}/v2/health/ready", body)
+        _, ready = watch_readiness(server, sent, timeout=60)
+        time.sleep(1)
+    restart = server.supervisor.recoveries[-1]
+    print(f"{megabytes} MiB: restarted in {restart.seconds:.1f}s, "
+          f"{len(load.failed())} failed of {len(load.outcomes)}")  # fmt: skip
+    assert restart.action == "restart" and restart.subject == str(-signal.SIGSEGV)
+    assert load.wrong() == 0
+    # A gRPC channel that saw the port closed waits out its reconnect backoff (1 s, with
+    # jitter) before it tries again: a client's matter, not the server's.
+    window = ready + GRPC_RECONNECT_BACKOFF
+    late = [(start - sent, outcome) for start, _, outcome in load.failed() if start > sent + window]
+    assert not late, (ready, late)
+    assert not list(SHM.glob(f"{dead_prefix}*"))
+
+
+def test_admin_apis_need_the_key(server: LocalServer) -> None:
+    http = f"http://{server.endpoints.http_url}"
+    calls = {
+        "logging": ("/v2/logging", b'{"log_verbose_level": 2}'),
+        "repository": ("/v2/repository/index", b"{}"),
+        "shared memory": (
+            "/v2/systemsharedmemory/region/x/register",
+            b'{"key": "/x", "offset": 0, "byte_size": 64}',
+        ),
+        "statistics": ("/v2/models/stats", None),
+        "trace": ("/v2/trace/setting", None),
+    }
+    for name, (path, body) in calls.items():
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(urllib.request.Request(http + path, body))
+        assert refused.value.code == 403, name
+    for path, body in (calls["repository"], calls["statistics"], calls["trace"]):
+        request = urllib.request.Request(http + path, body, headers={ADMIN_HEADER: KEY})
+        with urllib.request.urlopen(request) as response:
+            assert response.status == 200
+
+    triton = grpcclient.InferenceServerClient(server.endpoints.grpc_url)
+    with pytest.raises(Exception, match="restricted"):
+        triton.update_log_settings({"log_verbose_level": 2})
+    with pytest.raises(Exception, match="restricted"):
+        triton.register_system_shared_memory("x", "/x", 64)
+    # gRPC metadata carries the key under Triton's prefix.
+    admin = {f"triton-grpc-protocol-{ADMIN_HEADER}": KEY}
+    assert triton.get_model_repository_index(headers=admin).models
+    # Inference, health and a model's config stay open to every client.
+    assert triton.is_server_ready() and triton.get_model_config(MODEL).config.name == MODEL
+    assert KEY not in server.log_path.read_text(errors="replace")
+
+
+def test_sigterm_drains_requests_in_flight_and_leaves_no_shared_memory(
+    toy_repository: Path,
+) -> None:
+    """Before: 5 of 6 requests in flight failed and 2 regions stayed in /dev/shm. Now: every
+    request in flight finishes, the process exits within the grace period, and the regions
+    (0600 while it ran) are gone, stale ones from a killed run too."""
+    stale = SHM / "emotriton_999999999_1_0_left-by-a-killed-run"
+    stale.write_bytes(b"x")
+    ports = [str(free_port()) for _ in range(3)]
+    serve = subprocess.Popen(
+        [*EMOTRITON, "serve", "--repository", str(toy_repository), "--http-port", ports[0],
+         "--grpc-port", ports[1], "--metrics-port", ports[2]],
+        env={**os.environ, ADMIN_KEY_VARIABLE: KEY},
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        banner = ""
+        while "Ctrl-C stops it." not in banner:
+            line = serve.stdout.readline()
+            assert line, "emotriton serve exited while starting"
+            banner += line
+        assert not stale.exists()
+        mine = [p for p in SHM.glob("emotriton_*") if f"_{serve.pid}_" in p.name]
+        assert mine and all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in mine)
+        url = f"127.0.0.1:{ports[1]}"
+        texts = [f"{TEXT} ({i}) " * 4 for i in range(32)]  # requests that take a while
+        with Client(url) as client:
+            expected = [list(r.scores.values()) for r in client.classify(texts, model=MODEL)]
+        load = Load(url, texts, np.array(expected), clients=6)
+        with load:
+            time.sleep(2)
+            terminated = time.monotonic()
+            serve.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+        code = serve.wait(timeout=EXIT_TIMEOUT_SECS + 10)
+        exited = time.monotonic() - terminated
+    finally:
+        if serve.poll() is None:
+            os.killpg(serve.pid, signal.SIGKILL)
+        stale.unlink(missing_ok=True)
+    in_flight = [o for o in load.outcomes if o[0] < terminated < o[1]]
+    print(f"SIGTERM: {len(in_flight)} in flight, exit after {exited:.1f}s")
+    assert code == 0 and exited <= EXIT_TIMEOUT_SECS
+    assert in_flight and all(outcome == "ok" for _, _, outcome in in_flight), in_flight
+    assert not [p for p in SHM.glob("emotriton_*") if f"_{serve.pid}_" in p.name]
+
+
+@pytest.mark.skipif(shutil.which("nginx") is None, reason="needs nginx (the compose proxy)")
+def test_the_compose_proxy_refuses_what_kills_triton(server: LocalServer, tmp_path: Path):
+    """deploy/nginx.conf, pointed at the local server: form bodies and oversized bodies are
+    refused before Triton reads them; HTTP, gRPC and metrics pass."""
+    ports = {port: free_port() for port in (8000, 8001, 8002)}
+    config = (ROOT / "deploy/nginx.conf").read_text()
+    config = config.replace("triton:8000", server.endpoints.http_url)
+    config = config.replace("triton:8001", server.endpoints.grpc_url)
+    config = config.replace("triton:8002", server.endpoints.metrics_url.split("/")[2])
+    version = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr
+    if re.search(r"nginx/1\.(1\d|2[0-4])\.", version):  # `http2 on` came in 1.25.1
+        config = config.replace("listen 8001;\n        http2 on;", "listen 8001 http2;")
+    for port, free in ports.items():
+        config = config.replace(f"listen {port}", f"listen 127.0.0.1:{free}")
+    (tmp_path / "nginx.conf").write_text(config.replace("/dev/stdout", "off"))
+    proxy = subprocess.Popen(["nginx", "-c", str(tmp_path / "nginx.conf"), "-g", "daemon off;"])
+    try:
+        http = f"http://127.0.0.1:{ports[8000]}"
+        deadline = time.monotonic() + 10
+        while not is_ready_at(http) and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+        def post(megabytes: float, content_type: str) -> int:
+            body = b"a" * int(megabytes * 2**20)
+            request = urllib.request.Request(
+                f"{http}/v2/health/ready", body, headers={"Content-Type": content_type}
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=60) as response:
+                    return response.status
+            except urllib.error.HTTPError as error:
+                return error.code
+
+        restarts = len(server.supervisor.recoveries)
+        assert post(4.5, "application/x-www-form-urlencoded") == 415
+        assert post(50, "application/x-www-form-urlencoded; charset=utf-8") == 415
+        assert post(80, "application/json") == 413
+        assert post(50, "application/json") == 405  # Triton's own answer: it read it, alive
+        assert server.returncode() is None and len(server.supervisor.recoveries) == restarts
+        for url, protocol in ((f"127.0.0.1:{ports[8001]}", "grpc"), (http[7:], "http")):
+            with Client(url, protocol=protocol) as client:
+                assert client.classify(TEXT, model=MODEL)[0].labels
+        with urllib.request.urlopen(f"http://127.0.0.1:{ports[8002]}/metrics") as response:
+            assert b"nv_inference_request_success" in response.read()
+    finally:
+        proxy.terminate()
+        proxy.wait()
