@@ -217,6 +217,7 @@ def server(repository: Path) -> Iterator[LocalServer]:
 
 @pytest.fixture(params=["grpc", "http"])
 def client(request: pytest.FixtureRequest, server: LocalServer) -> Iterator[Client]:
+    """A client of the test server, holding its admin key (it lists the served models)."""
     url = server.endpoints.grpc_url if request.param == "grpc" else server.endpoints.http_url
-    with Client(url, protocol=request.param) as connected:
+    with Client(url, protocol=request.param, admin_key=server.admin_key) as connected:
         yield connected

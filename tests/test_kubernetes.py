@@ -20,8 +20,9 @@ import pytest
 import yaml
 
 from emoserve import LocalServer
+from emoserve.launcher import EXIT_TIMEOUT_SECS, STANDARD_ENDPOINTS
 
-from .test_deploy import ROOT, SERVICES, with_defaults
+from .test_deploy import ROOT, SERVICES
 
 KUBERNETES_VERSION = "1.32"  # the schemas every object is validated against
 KUBERNETES = ROOT / "deploy/kubernetes"
@@ -203,10 +204,11 @@ def test_triton_runs_the_compose_image_flags_and_ports() -> None:
     compose = SERVICES["triton"]
     assert triton["image"] == compose["image"]
     assert triton["args"] == compose["command"]
-    compose_ports = {int(with_defaults(p).split(":")[-1]) for p in compose["ports"]}
-    assert {p["containerPort"] for p in triton["ports"]} == compose_ports == {8000, 8001, 8002}
+    standard = STANDARD_ENDPOINTS
+    ports = {standard.http_port, standard.grpc_port, standard.metrics_port}
+    assert {p["containerPort"] for p in triton["ports"]} == ports
     mounts = {m["name"]: m["mountPath"] for m in triton["volumeMounts"]}
-    assert mounts["models"] == flag(triton["args"], "--model-repository")
+    assert mounts["models"] == flag(triton["args"], "--repository")
 
 
 def test_the_kserve_runtime_runs_the_compose_image_and_flags() -> None:
@@ -214,8 +216,8 @@ def test_the_kserve_runtime_runs_the_compose_image_and_flags() -> None:
     compose = SERVICES["triton"]
     assert runtime["image"] == compose["image"]
     # KServe mounts the repository at /mnt/models; every other flag is the same.
-    repository = "--model-repository=/mnt/models"
-    assert runtime["args"] == [repository if a.startswith("--model-repository=") else a
+    repository = "--repository=/mnt/models"
+    assert runtime["args"] == [repository if a.startswith("--repository=") else a
                                for a in compose["command"]]  # fmt: skip
     assert [p["containerPort"] for p in runtime["ports"]] == [8000]
 
@@ -264,7 +266,11 @@ def test_the_locust_job_is_the_compose_load_test_headless() -> None:
     master = container(objects["Job", "locust-master"])
     worker_deployment = objects["Deployment", "locust-worker"]
     worker = container(worker_deployment)
-    compose_master = shlex.split(SERVICES["locust-master"]["command"])
+    # Compose reaches Triton through its nginx proxy; in Kubernetes the Service is the front.
+    compose_master = [
+        "triton:8001" if a == "proxy:8001" else a
+        for a in shlex.split(SERVICES["locust-master"]["command"])
+    ]
     compose_worker = shlex.split(SERVICES["locust-worker"]["command"])
     assert master["image"] == worker["image"] == SERVICES["locust-master"]["image"]
     assert master["args"][: len(compose_master)] == compose_master
@@ -339,8 +345,9 @@ def test_in_flight_requests_finish_before_the_pod_is_killed() -> None:
     triton = container(deployment)
     sleep, seconds = triton["lifecycle"]["preStop"]["exec"]["command"]
     assert sleep == "sleep"
-    exit_timeout = int(flag(triton["args"], "--exit-timeout-secs"))
-    assert pod_spec(deployment)["terminationGracePeriodSeconds"] > int(seconds) + exit_timeout
+    # The launcher drains, then gives Triton EXIT_TIMEOUT_SECS, then 5 s before it kills.
+    drain_and_exit = EXIT_TIMEOUT_SECS + 5
+    assert pod_spec(deployment)["terminationGracePeriodSeconds"] > int(seconds) + drain_and_exit
 
 
 def test_the_pods_run_unprivileged() -> None:
@@ -374,9 +381,9 @@ def test_the_gpu_overlay_only_adds_a_gpu_and_its_nodes() -> None:
 def test_the_object_storage_overlay_only_moves_the_repository() -> None:
     triton = container(find(OBJECT_STORAGE, "Deployment", "triton"))
     compose = SERVICES["triton"]["command"]
-    assert flag(triton["args"], "--model-repository").startswith("s3://")
-    assert [a for a in triton["args"] if not a.startswith("--model-repository=")] == [
-        a for a in compose if not a.startswith("--model-repository=")
+    assert flag(triton["args"], "--repository").startswith("s3://")
+    assert [a for a in triton["args"] if not a.startswith("--repository=")] == [
+        a for a in compose if not a.startswith("--repository=")
     ]
     spec = pod_spec(find(OBJECT_STORAGE, "Deployment", "triton"))
     assert claims(find(OBJECT_STORAGE, "Deployment", "triton")) == []

@@ -28,6 +28,7 @@ from .errors import (
     InferenceTimeoutError,
     InvalidInputError,
     OverloadedError,
+    PermissionDeniedError,
     ServerError,
     ServerUnavailableError,
 )
@@ -277,6 +278,9 @@ _MALFORMED_JSON = "failed to parse the request json buffer"
 # has no available versions"): it is loading, or unloading while the server shuts down, so the
 # call is retried; a model the server does not have "is not found".
 _NOT_LOADED = "has no available versions"
+# Triton's answer to a call of a restricted API without the key: HTTP 403, and over gRPC an
+# UNAVAILABLE whose message says so ("This protocol is restricted, expecting header ...").
+_RESTRICTED = "is restricted, expecting header"
 # A model's queue policy shedding a request (Triton's RequestQueue: both UNAVAILABLE).
 _SHED = ("exceeds maximum queue size", "request timeout expired")
 
@@ -287,6 +291,10 @@ def translate(status: str, message: str, url: str, timeout: float | None) -> Emo
     lowered = message.lower()
     if any(reason in lowered for reason in _SHED):
         return OverloadedError(url, message)
+    if status == "403" or _RESTRICTED in lowered:
+        return PermissionDeniedError(
+            f"{url} restricts this API to its operator: {message} (pass admin_key=)"
+        )
     unreachable = "UNAVAILABLE" in status or status == "503" or "failed to connect" in lowered
     if unreachable or _NOT_LOADED in lowered:
         return ServerUnavailableError(url, message)
@@ -323,6 +331,10 @@ def _index_entries(index: Any, protocol: Protocol) -> list[Mapping[str, Any]]:
 
 
 def health_of(live: bool, ready: bool, index: Any, protocol: Protocol) -> Health:
+    """Health from the health endpoints' answers and the repository index (None: the server
+    lists its models to its operator only, so no model is reported)."""
+    if index is None:
+        return Health(live=bool(live), ready=bool(ready), models={})
     models = {
         entry["name"]: entry.get("state") == "READY" for entry in _index_entries(index, protocol)
     }
@@ -361,6 +373,7 @@ class ClientOptions(TypedDict, total=False):
     batch_size: int | None
     retry: RetryPolicy | None
     max_text_bytes: int
+    admin_key: str | None
 
 
 class BaseClient:
@@ -383,6 +396,7 @@ class BaseClient:
         batch_size: int | None = None,
         retry: RetryPolicy | None = None,
         max_text_bytes: int = DEFAULT_MAX_TEXT_BYTES,
+        admin_key: str | None = None,
     ) -> None:
         if protocol not in DEFAULT_URLS:
             raise ConfigurationError(f"protocol must be 'grpc' or 'http', not {protocol!r}")
@@ -397,6 +411,9 @@ class BaseClient:
         self.protocol = protocol
         self.timeout = timeout
         self.headers = dict(headers or {})
+        if admin_key is not None:
+            prefix = wire.GRPC_RESTRICTED_HEADER_PREFIX if protocol == "grpc" else ""
+            self.headers[prefix + wire.ADMIN_HEADER] = admin_key
         self.batch_size = batch_size
         self.retry = retry or RetryPolicy()
         self.max_text_bytes = max_text_bytes

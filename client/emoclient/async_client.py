@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from ._base_client import BaseClient, Request, Texts, Threshold, require_at_least_one
 from .errors import (
     ModelNotFoundError,
+    PermissionDeniedError,
     RetryableError,
     ServerUnavailableError,
     UnsupportedModelError,
@@ -74,9 +75,7 @@ class AsyncClient(BaseClient):
     async def health(self) -> Health:
         """See `Client.health`."""
         try:
-            return self._health(
-                [await self._attempt(request) for request in self._health_requests()]
-            )
+            return self._health([await self._unless_denied(r) for r in self._health_requests()])
         except ServerUnavailableError:
             return self._health(None)
 
@@ -108,5 +107,15 @@ class AsyncClient(BaseClient):
                 raise await self._not_served(failure) from error
             raise failure from error
 
+    async def _unless_denied(self, request: Request) -> Any:
+        """See `Client._unless_denied`."""
+        try:
+            return await self._attempt(request)
+        except PermissionDeniedError:
+            return None
+
     async def _not_served(self, model: str) -> ModelNotFoundError:
-        return ModelNotFoundError(model, [info.name for info in await self.models()])
+        try:
+            return ModelNotFoundError(model, [info.name for info in await self.models()])
+        except PermissionDeniedError:
+            return ModelNotFoundError(model, None)

@@ -8,6 +8,7 @@ from typing import Any
 from ._base_client import BaseClient, Request, Texts, Threshold
 from .errors import (
     ModelNotFoundError,
+    PermissionDeniedError,
     RetryableError,
     ServerUnavailableError,
     UnsupportedModelError,
@@ -36,6 +37,9 @@ class Client(BaseClient):
         batch_size: most texts per request (at most the model's max batch size).
         retry: retries of transient failures; `RetryPolicy(attempts=1)` turns them off.
         max_text_bytes: longest text accepted, in UTF-8 bytes.
+        admin_key: the server's admin key (EMOTRITON_ADMIN_KEY where it runs), for what its
+            operator alone may call: `models()` and the model names in `health()` and in
+            ModelNotFoundError come from the repository index, which emotriton serve locks.
 
     Invalid options raise `ConfigurationError` here, before anything connects.
     """
@@ -76,7 +80,7 @@ class Client(BaseClient):
     def health(self) -> Health:
         """Liveness and readiness of the server, and readiness of each model it knows."""
         try:
-            return self._health([self._attempt(request) for request in self._health_requests()])
+            return self._health([self._unless_denied(r) for r in self._health_requests()])
         except ServerUnavailableError:
             return self._health(None)
 
@@ -108,5 +112,15 @@ class Client(BaseClient):
                 raise self._not_served(failure) from error
             raise failure from error
 
+    def _unless_denied(self, request: Request) -> Any:
+        """`request`'s answer, or None where the server keeps it for its operator."""
+        try:
+            return self._attempt(request)
+        except PermissionDeniedError:
+            return None
+
     def _not_served(self, model: str) -> ModelNotFoundError:
-        return ModelNotFoundError(model, [info.name for info in self.models()])
+        try:
+            return ModelNotFoundError(model, [info.name for info in self.models()])
+        except PermissionDeniedError:
+            return ModelNotFoundError(model, None)

@@ -39,13 +39,17 @@ class OverloadedError(RetryableError):
 
 
 class ModelNotFoundError(EmotritonError):
-    """The server does not serve a model of that name."""
+    """The server does not serve a model of that name. `available` names the models it has,
+    or is None when the server lists them to its operator only (admin_key)."""
 
-    def __init__(self, model: str, available: Sequence[str]) -> None:
-        served = ", ".join(sorted(available)) or "none"
-        super().__init__(f"model {model!r} is not served; the server has: {served}")
+    def __init__(self, model: str, available: Sequence[str] | None) -> None:
+        if available is None:  # the server lists its models to its operator only
+            super().__init__(f"model {model!r} is not served")
+        else:
+            served = ", ".join(sorted(available)) or "none"
+            super().__init__(f"model {model!r} is not served; the server has: {served}")
         self.model = model
-        self.available = tuple(available)
+        self.available = None if available is None else tuple(available)
 
 
 class UnsupportedModelError(EmotritonError):
@@ -58,6 +62,11 @@ class InvalidInputError(EmotritonError):
     def __init__(self, message: str, index: int | None = None) -> None:
         super().__init__(message if index is None else f"text {index}: {message}")
         self.index = index
+
+
+class PermissionDeniedError(EmotritonError):
+    """The server restricts this API (the model repository index, say) to callers with its
+    admin key; pass `admin_key=`."""
 
 
 class InferenceTimeoutError(EmotritonError):

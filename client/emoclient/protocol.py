@@ -24,3 +24,9 @@ CONTRACT_VERSION = "1"
 # beyond any model's max_length tokens, and short enough that tokenising it never holds up the
 # requests queued behind it. The served limit is the tokenizer config's `max_text_bytes`.
 MAX_TEXT_BYTES = 1 << 20
+
+# Triton's administrative APIs (the model repository index among them) answer only requests
+# that carry this header with the operator's key (emoserve.admin locks them). Over gRPC, Triton
+# reads a restricted protocol's header under this prefix.
+ADMIN_HEADER = "emotriton-admin-key"
+GRPC_RESTRICTED_HEADER_PREFIX = "triton-grpc-protocol-"

@@ -16,8 +16,8 @@ import urllib.request
 from typing import Any
 
 from emoclient.errors import EmotritonError
+from emoclient.protocol import ADMIN_HEADER
 
-ADMIN_HEADER = "emotriton-admin-key"
 ADMIN_KEY_VARIABLE = "EMOTRITON_ADMIN_KEY"
 # Categories only an operator needs. Inference, health, metadata and model-config stay open:
 # clients classify, check readiness and read a model's labels.

@@ -244,8 +244,10 @@ class LocalServer:
         triton_home: Path | None = None,
         admin_key: str | None = None,
     ) -> None:
-        self.repository = Path(repository).resolve()
-        if not self.repository.is_dir():
+        location = os.fspath(repository)
+        # s3://, gs:// and as:// repositories Triton reads itself (its cloud credentials).
+        self.repository: str | Path = location if "://" in location else Path(location).resolve()
+        if isinstance(self.repository, Path) and not self.repository.is_dir():
             raise LauncherError(f"model repository {self.repository} is not a directory")
         self.endpoints = Endpoints(
             host=host,

@@ -24,10 +24,13 @@ from emoclient import (
     Client,
     ConfigurationError,
     EmotritonError,
+    Health,
     InferenceTimeoutError,
     InvalidInputError,
     ModelInfo,
+    ModelNotFoundError,
     OverloadedError,
+    PermissionDeniedError,
     RetryableError,
     RetryPolicy,
     ServerError,
@@ -249,6 +252,12 @@ def server_exception(message: str, status: str) -> InferenceServerException:
             ServerUnavailableError,
         ),
         ("StatusCode.UNAVAILABLE", "Exceeds maximum queue size", OverloadedError),
+        (
+            "StatusCode.UNAVAILABLE",
+            "This protocol is restricted, expecting header 'triton-grpc-protocol-x'",
+            PermissionDeniedError,
+        ),
+        ("403", "This API is restricted, expecting header 'x'", PermissionDeniedError),
         ("503", "Request timeout expired", OverloadedError),
         ("StatusCode.DEADLINE_EXCEEDED", "Deadline Exceeded", InferenceTimeoutError),
         ("StatusCode.INVALID_ARGUMENT", "text 0 is not valid UTF-8", InvalidInputError),
@@ -481,3 +490,19 @@ def test_tls_options_reach_each_tritonclient_client(tmp_path: Path) -> None:
         connection_options("http", True, 5.0, retry, tls)  # an empty file is no certificate
     context = connection_options("http", True, 5.0, retry, Tls(True))["ssl_context"]
     assert isinstance(context, ssl.SSLContext) and context.verify_mode == ssl.CERT_REQUIRED
+
+
+@pytest.mark.parametrize(
+    ("protocol", "header"),
+    [("grpc", "triton-grpc-protocol-emotriton-admin-key"), ("http", "emotriton-admin-key")],
+)
+def test_the_admin_key_travels_in_the_header_triton_reads(protocol: str, header: str) -> None:
+    with Client(DEFAULT_URLS[protocol], protocol=protocol, admin_key="k") as keyed:
+        assert keyed.headers == {header: "k"}
+        assert keyed._index_request().keywords["headers"] == {header: "k"}
+
+
+def test_without_the_index_health_lists_no_model_and_not_found_names_none() -> None:
+    assert health_of(True, True, None, "grpc") == Health(live=True, ready=True, models={})
+    error = ModelNotFoundError("nope", None)
+    assert str(error) == "model 'nope' is not served" and error.available is None
