@@ -20,9 +20,11 @@ import pytest
 from emoclient import (
     AsyncClient,
     Client,
+    Health,
     InferenceTimeoutError,
     InvalidInputError,
     ModelNotFoundError,
+    PermissionDeniedError,
     RetryPolicy,
     ServerUnavailableError,
 )
@@ -105,11 +107,19 @@ def test_threshold_and_top_k_override_the_served_decision(
 
 
 def test_health(server: LocalServer) -> None:
-    with Client(server.endpoints.grpc_url) as client:
-        health = client.health()
+    with Client(server.endpoints.grpc_url, admin_key=server.admin_key) as operator:
+        health = operator.health()
     assert health.live and health.ready
     assert all(health.models[name] for name in SERVED)
     assert health.models["go_emotions_tokenizer"]
+    # Without the key the model list is the operator's: the server's own health still shows.
+    with Client(server.endpoints.grpc_url) as client:
+        assert client.health() == Health(live=True, ready=True, models={})
+        with pytest.raises(PermissionDeniedError, match="admin_key"):
+            client.models()
+        with pytest.raises(ModelNotFoundError) as unknown:
+            client.classify("hi", model="nope")
+        assert unknown.value.available is None
     with Client(f"127.0.0.1:{free_port()}", protocol="http") as nobody:
         assert not nobody.health().live
 
@@ -137,7 +147,8 @@ def test_unknown_model_names_the_served_ones_in_both_clients(
     server: LocalServer, protocol: str
 ) -> None:
     async def run() -> None:
-        async with AsyncClient(url_for(server, protocol), protocol=protocol) as client:
+        url = url_for(server, protocol)
+        async with AsyncClient(url, protocol=protocol, admin_key=server.admin_key) as client:
             await client.classify("hello", model="nope")
 
     with pytest.raises(ModelNotFoundError) as caught:
