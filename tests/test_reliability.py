@@ -214,6 +214,9 @@ def test_admin_apis_need_the_key(server: LocalServer) -> None:
     assert KEY not in server.log_path.read_text(errors="replace")
 
 
+ARRIVAL = 0.1  # seconds a request may take to reach the server on loopback, under load
+
+
 def test_sigterm_drains_requests_in_flight_and_leaves_no_shared_memory(
     toy_repository: Path,
 ) -> None:
@@ -254,10 +257,14 @@ def test_sigterm_drains_requests_in_flight_and_leaves_no_shared_memory(
         if serve.poll() is None:
             os.killpg(serve.pid, signal.SIGKILL)
         stale.unlink(missing_ok=True)
-    in_flight = [o for o in load.outcomes if o[0] < terminated < o[1]]
+    # In flight: sent long enough before the SIGTERM to have reached the server (a request sent
+    # a moment before it can arrive after the drain began, and is refused as unavailable).
+    in_flight = [o for o in load.outcomes if o[0] < terminated - ARRIVAL < terminated < o[1]]
+    racing = [o for o in load.outcomes if terminated - ARRIVAL <= o[0] < terminated]
     print(f"SIGTERM: {len(in_flight)} in flight, exit after {exited:.1f}s")
     assert code == 0 and exited <= EXIT_TIMEOUT_SECS
     assert in_flight and all(outcome == "ok" for _, _, outcome in in_flight), in_flight
+    assert all(o == "ok" or "no Triton server reachable" in o for _, _, o in racing), racing
     assert not [p for p in SHM.glob("emotriton_*") if f"_{serve.pid}_" in p.name]
 
 
