@@ -17,6 +17,7 @@ from tritonclient.grpc import model_config_pb2 as mc
 from emoclient import protocol
 
 Device = Literal["auto", "cpu", "gpu"]
+Accelerator = Literal["none", "tensorrt"]
 
 _INSTANCE_KINDS = {
     "auto": mc.ModelInstanceGroup.KIND_AUTO,
@@ -84,6 +85,34 @@ def tokenizer_config(
     return _batched(config, batching, batching.max_queue_delay_us)
 
 
+@dataclass(frozen=True)
+class TensorRT:
+    """The native onnxruntime backend's TensorRT execution accelerator for an encoder.
+
+    TensorRT builds one engine per optimisation profile: the profile covers batch 1 to the
+    batcher's largest, and 1 token to max_length, so no request shape falls outside it. Engines
+    take minutes to build; the cache keeps them across model loads (a path on the server)."""
+
+    fp16: bool
+    max_length: int
+    cache_path: str
+    max_workspace_size_bytes: int = 1 << 30
+
+    def parameters(self, input_names: Sequence[str], max_batch_size: int) -> dict[str, str]:
+        def shapes(batch: int, tokens: int) -> str:
+            return ",".join(f"{name}:{batch}x{tokens}" for name in input_names)
+
+        return {
+            "precision_mode": "FP16" if self.fp16 else "FP32",
+            "max_workspace_size_bytes": str(self.max_workspace_size_bytes),
+            "trt_engine_cache_enable": "1",
+            "trt_engine_cache_path": self.cache_path,
+            "trt_profile_min_shapes": shapes(1, 1),
+            "trt_profile_opt_shapes": shapes(max_batch_size, self.max_length),
+            "trt_profile_max_shapes": shapes(max_batch_size, self.max_length),
+        }
+
+
 class TensorSpec(NamedTuple):
     name: str
     data_type: int  # a model_config_pb2 TYPE_* value
@@ -98,8 +127,13 @@ def onnx_config(
     batching: Batching,
     device: Device = "auto",
     instances: int = 1,
+    tensorrt: TensorRT | None = None,
 ) -> mc.ModelConfig:
-    """An ONNX model on the onnxruntime backend: native in NGC, Python-based locally."""
+    """An ONNX model on the onnxruntime backend: native in NGC, Python-based locally. With
+    `tensorrt`, the native backend hands the graph to TensorRT on the GPU (the local backend
+    runs onnxruntime's CPU provider and ignores it)."""
+    if tensorrt is not None:
+        device = "gpu"
     config = mc.ModelConfig(
         name=name,
         backend="onnxruntime",
@@ -108,6 +142,12 @@ def onnx_config(
         output=[_tensor(*spec) for spec in outputs],
         instance_group=[{"kind": _INSTANCE_KINDS[device], "count": instances}],
     )
+    if tensorrt is not None:
+        accelerators = config.optimization.execution_accelerators.gpu_execution_accelerator
+        accelerators.add(
+            name="tensorrt",
+            parameters=tensorrt.parameters([spec.name for spec in inputs], batching.max_batch_size),
+        )
     return _batched(config, batching, batching.max_queue_delay_us)
 
 

@@ -6,6 +6,10 @@
 
 Both expose the same contract to clients (emoclient.protocol). Nothing is written until the
 parity gate passes; then the model folders replace any previous export of the same name together.
+
+The encoder graph goes through, in order: transformer fusions (kept when the parity gate still
+passes on the fused graph), the parity gate at fp32, then the precision it is served in (int8,
+fp16) with its quality gate when labelled data is given.
 """
 
 from __future__ import annotations
@@ -24,10 +28,12 @@ from emoclient import protocol
 
 from . import configs
 from .configs import Step, TensorSpec
-from .errors import ExportError
-from .head import load_head
+from .errors import ExportError, ParityError
+from .head import Head, load_head
+from .inprocess import InProcessPipeline
 from .labels import LabelScheme
 from .onnx_export import LogitsModel, export_onnx
+from .optimize import fuse_transformer
 from .parity import (
     DEFAULT_TOLERANCE,
     ParityReport,
@@ -35,10 +41,13 @@ from .parity import (
     check_parity,
     sample_texts,
 )
+from .precision import Precision, convert
+from .quality import DEFAULT_MAX_METRIC_DROP, QualityCheck, QualityReport, gate
 from .sentence_encoder import EMBEDDING_OUTPUT, EmbeddingModel, load_sentence_encoder
 from .source import load_classifier
 from .triton_models import postprocess as postprocess_source
 from .triton_models import tokenizer as tokenizer_source
+from .triton_models.tokenizer import load_tokenizer
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 Log = Callable[[str], None]
@@ -59,6 +68,12 @@ class ExportOptions:
     logits_output: str | None = None
     tolerance: float = DEFAULT_TOLERANCE
     overwrite: bool = False
+    fuse: bool = True  # transformer fusions, kept when they keep parity
+    precision: Precision = "fp32"
+    quality_check: QualityCheck | None = None  # int8/fp16: labelled texts to gate on
+    max_metric_drop: float = DEFAULT_MAX_METRIC_DROP
+    accelerator: configs.Accelerator = "none"
+    tensorrt_cache: str = "/tmp/emotriton-tensorrt"  # on the server; one folder per model inside
 
 
 @dataclass(frozen=True)
@@ -67,7 +82,10 @@ class ExportResult:
     models: tuple[Path, ...]
     scheme: LabelScheme
     max_length: int
-    parity: ParityReport
+    parity: ParityReport  # of the fp32 graph
+    precision: Precision = "fp32"
+    fusions: dict[str, int] = field(default_factory=dict)  # empty: the graph as exported
+    quality: QualityReport | None = None  # None: no quality gate ran
 
 
 @dataclass(frozen=True)
@@ -150,18 +168,36 @@ class _Ensemble:
         output: TensorSpec,
         log: Log,
     ) -> tuple[Path, Path]:
-        """The tokenizer and encoder models; returns their tokenizer.json and model.onnx, which
-        the parity gate checks before anything is installed."""
+        """The tokenizer model, and the encoder graph as exported; returns their tokenizer.json
+        and model.onnx, which the gates check before the encoder model is added."""
         tokenizer_json = self.tokenizer(hf_tokenizer, input_names, max_length)
         onnx_path = self.work / "model.onnx"
         log(f"exporting ONNX (inputs: {', '.join(input_names)})")
         sample = _trace_sample(hf_tokenizer, input_names, max_length)
         export_onnx(module, sample, onnx_path, output.name)
+        return tokenizer_json, onnx_path
+
+    def encoder_model(
+        self, onnx_path: Path, input_names: Sequence[str], output: TensorSpec, max_length: int
+    ) -> None:
+        """The encoder model serving `onnx_path`, on TensorRT when the options say so."""
+        tensorrt = None
+        if self.options.accelerator == "tensorrt":
+            tensorrt = configs.TensorRT(
+                fp16=self.options.precision == "fp16",
+                max_length=max_length,
+                cache_path=f"{self.options.tensorrt_cache}/{self.name('encoder')}",
+            )
         inputs = [TensorSpec(name, mc.TYPE_INT64, [-1]) for name in input_names]
         self.onnx_model(
-            "encoder", onnx_path, inputs, [output], _same(input_names), _same([output.name])
+            "encoder",
+            onnx_path,
+            inputs,
+            [output],
+            _same(input_names),
+            _same([output.name]),
+            tensorrt=tensorrt,
         )
-        return tokenizer_json, onnx_path
 
     def onnx_model(
         self,
@@ -171,6 +207,7 @@ class _Ensemble:
         outputs: Sequence[TensorSpec],
         input_map: dict[str, str],
         output_map: dict[str, str],
+        tensorrt: configs.TensorRT | None = None,
     ) -> None:
         config = configs.onnx_config(
             self.name(part),
@@ -179,6 +216,7 @@ class _Ensemble:
             batching=self.options.batching,
             device=self.options.device,
             instances=self.options.instances,
+            tensorrt=tensorrt,
         )
         self._add(config, {"model.onnx": onnx_path}, input_map, output_map)
 
@@ -222,9 +260,105 @@ class _Ensemble:
         self.steps.append(Step(config.name, input_map, output_map))
 
 
-def _check_name(name: str) -> None:
-    if not _NAME.match(name):
-        raise ExportError(f"model name {name!r}: use letters, digits, '_', '-' and '.'")
+def _check_options(options: ExportOptions) -> None:
+    if not _NAME.match(options.name):
+        raise ExportError(f"model name {options.name!r}: use letters, digits, '_', '-' and '.'")
+    refusals = {
+        "fp16 is for GPUs (CUDA or TensorRT); not with device cpu": (
+            options.precision == "fp16" and options.device == "cpu"
+        ),
+        "int8 is for CPUs: its dynamic quantisation runs on no GPU provider": (
+            options.precision == "int8"
+            and (options.device == "gpu" or options.accelerator == "tensorrt")
+        ),
+        "TensorRT runs on GPUs; not with device cpu": (
+            options.accelerator == "tensorrt" and options.device == "cpu"
+        ),
+        "the quality gate measures int8 or fp16 exports; this one is fp32": (
+            options.quality_check is not None and options.precision == "fp32"
+        ),
+        "TensorRT's engines are built on the server: measure them there (emotriton eval)": (
+            options.quality_check is not None and options.accelerator == "tensorrt"
+        ),
+    }
+    for refusal, applies in refusals.items():
+        if applies:
+            raise ExportError(refusal)
+
+
+@dataclass(frozen=True)
+class _ServedGraph:
+    """The encoder graph to install, and what the gates found on the way."""
+
+    path: Path
+    parity: ParityReport
+    fusions: dict[str, int]
+    quality: QualityReport | None
+
+
+def _fp32_graph(
+    exported: Path, parity_gate: Callable[[Path], ParityReport], options: ExportOptions, log: Log
+) -> tuple[Path, ParityReport, dict[str, int]]:
+    """The exported graph with transformer fusions when they keep parity, else as exported.
+    TensorRT gets the graph unfused: it fuses on its own, and cannot run the fused operators."""
+    if options.fuse and options.accelerator == "none":
+        fused = exported.with_name("model.fused.onnx")
+        try:
+            fusions = fuse_transformer(exported, fused)
+        except Exception as error:  # a rewrite the graph does not fit: serve it unfused
+            log(f"transformer fusions skipped: {type(error).__name__}: {error}")
+            fusions = {}
+        if fusions:
+            try:
+                parity = parity_gate(fused)
+            except ParityError as error:
+                log(f"transformer fusions dropped, the fused graph fails parity: {error}")
+            else:
+                log(f"transformer fusions kept: {fusions}")
+                return fused, parity, fusions
+    return exported, parity_gate(exported), {}
+
+
+def _served_graph(
+    exported: Path,
+    parity_gate: Callable[[Path], ParityReport],
+    pipeline: Callable[[Path], InProcessPipeline],
+    labels: Sequence[str],
+    options: ExportOptions,
+    log: Log,
+) -> _ServedGraph:
+    """The graph the encoder model serves: fp32 (fused when parity allows), then converted to
+    the export's precision and gated on quality. TensorRT keeps the fp32 graph and builds its
+    fp16 engine from it (precision_mode in the config)."""
+    fp32, parity, fusions = _fp32_graph(exported, parity_gate, options, log)
+    log(str(parity))
+    if options.precision == "fp32" or options.accelerator == "tensorrt":
+        return _ServedGraph(fp32, parity, fusions, None)
+    served = convert(options.precision, fp32, fp32.with_name(f"model.{options.precision}.onnx"))
+    if options.quality_check is None:
+        log(f"{options.precision}: no quality gate ran (no labelled data given)")
+        return _ServedGraph(served, parity, fusions, None)
+    log(f"{options.precision}: measuring quality against fp32")
+    report = options.quality_check.compare(
+        pipeline(fp32).classify, pipeline(served).classify, labels
+    )
+    log(str(report))
+    return _ServedGraph(served, parity, fusions, gate(report, options.max_metric_drop))
+
+
+def _pipelines(
+    hf_tokenizer,
+    tokenizer_json: Path,
+    input_names: Sequence[str],
+    max_length: int,
+    scheme: LabelScheme,
+    head: Head | None = None,
+) -> Callable[[Path], InProcessPipeline]:
+    """encoder graph → the exported pipeline around it, run in this process."""
+    tokenizer = load_tokenizer(
+        tokenizer_json, max_length, hf_tokenizer.pad_token, hf_tokenizer.pad_token_id
+    )
+    return lambda encoder: InProcessPipeline(tokenizer, input_names, encoder, scheme, head)
 
 
 def _quiet(message: str) -> None:
@@ -249,7 +383,7 @@ def _trace_sample(hf_tokenizer, input_names: Sequence[str], max_length: int) -> 
 
 def export_classifier(source: str, options: ExportOptions, log: Log = _quiet) -> ExportResult:
     """Export a sequence classifier (hub id or directory) as ensemble `options.name`."""
-    _check_name(options.name)
+    _check_options(options)
     log(f"loading {source}")
     classifier = load_classifier(
         source,
@@ -271,20 +405,46 @@ def export_classifier(source: str, options: ExportOptions, log: Log = _quiet) ->
             classifier.tokenizer, inputs, max_length, logits_model, logits, log
         )
         log("checking parity with PyTorch")
-        parity = check_parity(
-            classifier, scheme, onnx_path, tokenizer_json, max_length, options.tolerance
+        graph = _served_graph(
+            onnx_path,
+            lambda path: check_parity(
+                classifier, scheme, path, tokenizer_json, max_length, options.tolerance
+            ),
+            _pipelines(classifier.tokenizer, tokenizer_json, inputs, max_length, scheme),
+            scheme.labels,
+            options,
+            log,
         )
-        log(str(parity))
+        ensemble.encoder_model(graph.path, inputs, logits, max_length)
         folders = ensemble.finish(scheme, [logits], _same(["logits"]), "logits", max_length)
         models = install(folders, options.repository, options.name, options.overwrite)
-    return ExportResult(options.name, models, scheme, max_length, parity)
+    return _result(options, models, scheme, max_length, graph)
+
+
+def _result(
+    options: ExportOptions,
+    models: tuple[Path, ...],
+    scheme: LabelScheme,
+    max_length: int,
+    graph: _ServedGraph,
+) -> ExportResult:
+    return ExportResult(
+        options.name,
+        models,
+        scheme,
+        max_length,
+        graph.parity,
+        options.precision,
+        graph.fusions,
+        graph.quality,
+    )
 
 
 def export_embedding_classifier(
     encoder_source: str, head_source: str, options: ExportOptions, log: Log = _quiet
 ) -> ExportResult:
     """Export a sentence encoder with an ONNX head (seed 001's format) as `options.name`."""
-    _check_name(options.name)
+    _check_options(options)
     log(f"loading {encoder_source} and head {head_source}")
     encoder = load_sentence_encoder(
         encoder_source, revision=options.revision, trust_remote_code=options.trust_remote_code
@@ -311,8 +471,17 @@ def export_embedding_classifier(
             encoder.tokenizer, inputs, max_length, EmbeddingModel(encoder.model), embedding, log
         )
         log("checking parity with sentence-transformers")
-        parity = check_embedding_parity(encoder, head, onnx_path, tokenizer_json, options.tolerance)
-        log(str(parity))
+        graph = _served_graph(
+            onnx_path,
+            lambda path: check_embedding_parity(
+                encoder, head, path, tokenizer_json, options.tolerance
+            ),
+            _pipelines(encoder.tokenizer, tokenizer_json, inputs, max_length, scheme, head),
+            scheme.labels,
+            options,
+            log,
+        )
+        ensemble.encoder_model(graph.path, inputs, embedding, max_length)
         pairs = [TensorSpec(label, mc.TYPE_FP32, [2]) for label in head.labels]
         # Label names become ensemble tensors; the prefix keeps them apart from other tensors.
         pair_tensors = {label: f"head.{label}" for label in head.labels}
@@ -326,4 +495,4 @@ def export_embedding_classifier(
         )
         folders = ensemble.finish(scheme, pairs, pair_tensors, "label_pairs", max_length)
         models = install(folders, options.repository, options.name, options.overwrite)
-    return ExportResult(options.name, models, scheme, max_length, parity)
+    return _result(options, models, scheme, max_length, graph)
