@@ -96,20 +96,20 @@ def test_fusions_that_break_parity_are_dropped(
     assert _ops(_encoder_graph(tmp_path, "unfused"))["Attention"] == 0
 
 
-@pytest.mark.parametrize("fuse", [True, False])
-def test_int8_export_of_a_roberta_classifier(toys, tmp_path: Path, fuse: bool) -> None:
+def test_int8_export_of_a_roberta_classifier(toys, tmp_path: Path) -> None:
     """quantize_dynamic used to fail on the exported RoBERTa classifier's stale weight shapes."""
     log: list[str] = []
     result = export_classifier(
         str(toys["roberta-multilabel"]),
-        ExportOptions(name="int8", repository=tmp_path, precision="int8", fuse=fuse),
+        ExportOptions(name="int8", repository=tmp_path, precision="int8"),
         log=log.append,
     )
     assert result.precision == "int8" and result.quality is None
+    assert result.fusions == {}  # int8 quantises the graph as exported: faster
     assert any("no quality gate ran" in line for line in log)
     graph = _encoder_graph(tmp_path, "int8")
     ops = _ops(graph)
-    assert ops["DynamicQuantizeLinear"] + ops["DynamicQuantizeMatMul"] + ops["QAttention"] > 0
+    assert ops["DynamicQuantizeLinear"] > 0 and ops["MatMulInteger"] > 0
     session = ort.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])
     ids = np.array([[0, 5, 9, 2], [0, 7, 2, 1]], dtype=np.int64)
     (logits,) = session.run(None, {"input_ids": ids, "attention_mask": (ids != 1).astype(np.int64)})

@@ -1,9 +1,10 @@
 """The encoder graph in the precision it is served in.
 
-- int8: dynamic quantisation with per-channel weight scales (QInt8 weights; activations are
-  quantised per batch, as uint8, at run time). Of the variants measured on the default model
-  (docs/precision.md), it is the one that kept go_emotions macro-F1 within 0.01 of fp32 and
-  ran fastest; plain per-tensor scales lost 0.036, static calibration lost more.
+- int8: dynamic quantisation of the unfused graph with per-channel weight scales (QInt8
+  weights; activations are quantised per batch, as uint8, at run time). Of the variants
+  measured on the default model (docs/precision.md), it ran fastest of those that kept
+  go_emotions macro-F1 within 0.01 of fp32; per-tensor scales lost 0.036, static calibration
+  lost more.
 - fp16: every float tensor in float16 except the graph's inputs and outputs, so the served
   config (FP32 tensors) does not change. For GPUs: onnxruntime's CPU provider has few float16
   kernels.
