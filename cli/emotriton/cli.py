@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import sys
+import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,7 +129,8 @@ def _default(owner: type, name: str) -> Any:
 
 
 def _add_export(commands: argparse._SubParsersAction) -> None:
-    from emoexport.options import ExportOptions
+    from emoexport.configs import Accelerator
+    from emoexport.options import PRECISIONS, ExportOptions
 
     parser = commands.add_parser(
         "export",
@@ -203,6 +205,39 @@ def _add_export(commands: argparse._SubParsersAction) -> None:
         help="parity gate: max |Δprobability| vs PyTorch",
     )
     add("--overwrite", action="store_true", help="replace an earlier export of NAME")
+    add(
+        "--no-fusion",
+        action="store_true",
+        help="serve the encoder graph as exported, without onnxruntime's transformer fusions",
+    )
+    add(
+        "--precision",
+        choices=PRECISIONS,
+        default=_default(ExportOptions, "precision"),
+        help="encoder precision: int8 for CPUs (see docs/precision.md), fp16 for GPUs",
+    )
+    add(
+        "--calibration-data",
+        help="int8/fp16: a labelled go_emotions or dair-ai emotion folder (or hub id); its test "
+        "split's macro-F1 is measured at fp32 and at the chosen precision",
+    )
+    add(
+        "--max-metric-drop",
+        type=float,
+        default=_default(ExportOptions, "max_metric_drop"),
+        help="with --calibration-data: refuse the export when macro-F1 drops by more than this",
+    )
+    add(
+        "--accelerator",
+        choices=typing.get_args(Accelerator),
+        default=_default(ExportOptions, "accelerator"),
+        help="tensorrt: the native backend runs the encoder on TensorRT (implies --device gpu)",
+    )
+    add(
+        "--tensorrt-cache",
+        default=_default(ExportOptions, "tensorrt_cache"),
+        help="with --accelerator tensorrt: where the server keeps built engines (a server path)",
+    )
     parser.set_defaults(run=_export)
 
 
@@ -218,6 +253,12 @@ def _export(args: argparse.Namespace) -> int:
     if not args.source or not args.name:
         raise UsageError("export needs SOURCE and --name")
     _quiet_transformers()
+    quality_check = None
+    if args.calibration_data:
+        from emotrain.datasets import load_split
+        from emotrain.evaluation import SplitQualityCheck
+
+        quality_check = SplitQualityCheck(load_split(args.calibration_data, "test"))
     options = ExportOptions(
         name=args.name,
         repository=args.repository,
@@ -237,6 +278,12 @@ def _export(args: argparse.Namespace) -> int:
         logits_output=args.logits_output,
         tolerance=args.tolerance,
         overwrite=args.overwrite,
+        fuse=not args.no_fusion,
+        precision=args.precision,
+        quality_check=quality_check,
+        max_metric_drop=args.max_metric_drop,
+        accelerator=args.accelerator,
+        tensorrt_cache=args.tensorrt_cache,
     )
     if args.head:
         result = export_embedding_classifier(args.source, args.head, options, log=_log)
@@ -246,7 +293,7 @@ def _export(args: argparse.Namespace) -> int:
     print(
         f"exported {result.name}: {len(scheme.labels)} labels, "
         f"{scheme.activation} + {scheme.decision}, "
-        f"max_length {result.max_length} → {args.repository}"
+        f"max_length {result.max_length}, {result.precision} → {args.repository}"
     )
     return 0
 

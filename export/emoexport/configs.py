@@ -20,6 +20,7 @@ from . import ragged
 from .triton_models import tokenizer as tokenizer_model
 
 Device = Literal["auto", "cpu", "gpu"]
+Accelerator = Literal["none", "tensorrt"]
 
 _INSTANCE_KINDS = {
     "auto": mc.ModelInstanceGroup.KIND_AUTO,
@@ -106,6 +107,38 @@ def tokenizer_config(
     return _batched(config, batching, 0)
 
 
+@dataclass(frozen=True)
+class TensorRT:
+    """The native onnxruntime backend's TensorRT execution accelerator for an encoder.
+
+    TensorRT builds one engine per optimisation profile: the profile covers batch 1 to the
+    batcher's largest, and 1 token to max_length, so no request shape falls outside it. Engines
+    take minutes to build; the cache keeps them across model loads (a path on the server)."""
+
+    fp16: bool
+    max_length: int
+    cache_path: str
+    max_workspace_size_bytes: int = 1 << 30
+
+    def parameters(self, input_names: Sequence[str], max_batch_size: int) -> dict[str, str]:
+        """The encoder takes ragged inputs (emoexport.ragged): each token input is one flat
+        [texts x tokens] tensor, and TEXT_LENGTHS is [texts, 1]."""
+
+        def shapes(batch: int, tokens: int) -> str:
+            flat = [f"{name}:{batch * tokens}" for name in input_names]
+            return ",".join([*flat, f"{ragged.TEXT_LENGTHS}:{batch}x1"])
+
+        return {
+            "precision_mode": "FP16" if self.fp16 else "FP32",
+            "max_workspace_size_bytes": str(self.max_workspace_size_bytes),
+            "trt_engine_cache_enable": "1",
+            "trt_engine_cache_path": self.cache_path,
+            "trt_profile_min_shapes": shapes(1, 1),
+            "trt_profile_opt_shapes": shapes(max_batch_size, self.max_length),
+            "trt_profile_max_shapes": shapes(max_batch_size, self.max_length),
+        }
+
+
 class TensorSpec(NamedTuple):
     name: str
     data_type: int  # a model_config_pb2 TYPE_* value
@@ -123,12 +156,17 @@ def onnx_config(
     device: Device = "auto",
     instances: int = 1,
     ragged_inputs: bool = False,
+    tensorrt: TensorRT | None = None,
 ) -> mc.ModelConfig:
     """An ONNX model on the onnxruntime backend: native in NGC, Python-based locally.
 
     `threads` is onnxruntime's intra-op thread count (0: one per core). `ragged_inputs`: the
-    graph takes flat inputs and the batch input of emoexport.ragged.
+    graph takes flat inputs and the batch input of emoexport.ragged. With `tensorrt`, the
+    native backend hands the graph to TensorRT on the GPU (the local backend runs
+    onnxruntime's CPU provider and ignores it).
     """
+    if tensorrt is not None:
+        device = "gpu"
     config = mc.ModelConfig(
         name=name,
         backend="onnxruntime",
@@ -139,6 +177,12 @@ def onnx_config(
     )
     if ragged_inputs:
         config.batch_input.append(ragged.batch_input())
+    if tensorrt is not None:
+        accelerators = config.optimization.execution_accelerators.gpu_execution_accelerator
+        accelerators.add(
+            name="tensorrt",
+            parameters=tensorrt.parameters([spec.name for spec in inputs], batching.max_batch_size),
+        )
     _parameters(config, {INTRA_OP_THREADS: str(threads)})
     return _batched(config, batching, queue_delay_us)
 

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from . import configs
+from .quality import DEFAULT_MAX_METRIC_DROP, QualityCheck
+
+Precision = Literal["fp32", "int8", "fp16"]
+PRECISIONS: tuple[Precision, ...] = ("fp32", "int8", "fp16")
 
 # The parity gate's bound on |Δprobability| between the served pipeline and PyTorch.
 DEFAULT_TOLERANCE = 1e-4
@@ -26,3 +31,9 @@ class ExportOptions:
     logits_output: str | None = None
     tolerance: float = DEFAULT_TOLERANCE
     overwrite: bool = False
+    fuse: bool = True  # transformer fusions, kept when they keep parity
+    precision: Precision = "fp32"
+    quality_check: QualityCheck | None = None  # int8/fp16: labelled texts to gate on
+    max_metric_drop: float = DEFAULT_MAX_METRIC_DROP
+    accelerator: configs.Accelerator = "none"
+    tensorrt_cache: str = "/tmp/emotriton-tensorrt"  # on the server; one folder per model inside

@@ -1,12 +1,15 @@
-"""Evaluate a served model through emoclient on a labelled split: the seed cards' table."""
+"""Evaluate a model on a labelled split: served through emoclient (the seed cards' table), or
+as the export's quality gate compares an fp32 and a reduced-precision pipeline."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from emoclient import Client
+from emoexport.quality import Classify, QualityReport
 
 from .datasets import DatasetError, LabelledSplit
 from .metrics import Report, evaluate
@@ -20,10 +23,7 @@ def served_predictions(
     progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> np.ndarray:
     """bool [texts, split labels]: the served decisions, columns in the split's label order."""
-    served_labels = set(client.model(model).labels)
-    missing = [label for label in split.labels if label not in served_labels]
-    if missing:
-        raise DatasetError(f"model {model!r} has no label(s) {missing} that {split.name} uses")
+    _label_columns(split, client.model(model).labels, f"model {model!r}")
     rows = []
     for start in range(0, len(split.texts), chunk):
         for result in client.classify(split.texts[start : start + chunk], model=model):
@@ -43,3 +43,34 @@ def evaluate_served(
     predicted = served_predictions(client, model, split, progress=progress)
     thresholds = None if info.thresholds is None else [info.thresholds[x] for x in split.labels]
     return evaluate(split.targets, predicted, split.labels, thresholds)
+
+
+def _label_columns(split: LabelledSplit, labels: Sequence[str], what: str) -> list[int]:
+    """Where each of the split's labels is among a model's `labels`."""
+    missing = [label for label in split.labels if label not in labels]
+    if missing:
+        raise DatasetError(f"{what} has no label(s) {missing} that {split.name} uses")
+    return [list(labels).index(label) for label in split.labels]
+
+
+@dataclass(frozen=True)
+class SplitQualityCheck:
+    """The export's quality gate on a labelled split: macro-F1 of the decisions."""
+
+    split: LabelledSplit
+
+    def compare(
+        self, reference: Classify, candidate: Classify, labels: Sequence[str]
+    ) -> QualityReport:
+        columns = _label_columns(self.split, labels, "the exported model")
+        scores = [
+            evaluate(self.split.targets, classify(self.split.texts)[:, columns], self.split.labels)
+            for classify in (reference, candidate)
+        ]
+        return QualityReport(
+            metric="macro-F1",
+            data=self.split.name,
+            texts=len(self.split.texts),
+            reference=scores[0].macro.f1,
+            candidate=scores[1].macro.f1,
+        )
