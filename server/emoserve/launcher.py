@@ -310,9 +310,6 @@ class LocalServer:
         env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in libraries if p)
         scripts = sysconfig.get_path("scripts")
         env["PATH"] = os.pathsep.join([scripts, env.get("PATH", "")])
-        # The stubs import each model.py from the repository: no bytecode written back into it
-        # (a repository is often mounted read-only, and export's layout is what it wrote).
-        env["PYTHONDONTWRITEBYTECODE"] = "1"
         return env
 
     def start(self) -> LocalServer:
