@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test lint security demo serve head clean
+.PHONY: setup test lint security demo serve head bench-peers clean
 
 # The venv is rebuilt when the dependency pins change. torch is pinned to the CPU wheel.
 $(STAMP): pyproject.toml constraints.txt
@@ -43,6 +43,22 @@ security: $(CHECKOV_STAMP)
 	$(CHECKOV) --framework dockerfile kustomize secrets -d deploy
 	$(CHECKOV) --framework secrets -f docker-compose.yml -f docker-compose.gpu.yml
 
+# The peers `emotriton bench` drives when they are installed: Triton's perf_analyzer and
+# infinity-emb, in a venv of their own (their pins clash with the project's). No torchvision:
+# infinity-emb 0.0.78 does not start beside torchvision under torch 2.13. perf_analyzer also
+# needs Debian's libb64-0d.
+PEERS_VENV  := .venv-peers
+PEERS_STAMP := $(PEERS_VENV)/.installed
+
+$(PEERS_STAMP): constraints-peers.txt
+	$(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install --quiet -c constraints-peers.txt \
+		"infinity-emb[server,optimum]" tritonclient nvidia-cuda-runtime-cu12
+	touch $(PEERS_STAMP)
+
+bench-peers: $(PEERS_STAMP)
+	@ldconfig -p | grep -q libb64.so.0d || echo "perf_analyzer needs libb64: apt-get install libb64-0d"
+
 # Export the default model into model_repository/, serve it, classify examples.
 demo: setup
 	$(BIN)/python scripts/demo.py
@@ -55,4 +71,4 @@ serve: setup
 	$(BIN)/emotriton serve --repository model_repository
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) build .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) $(PEERS_VENV) build .pytest_cache .ruff_cache

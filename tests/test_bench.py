@@ -27,7 +27,8 @@ def test_bench_runs_every_contender_on_the_same_texts(
     run = subprocess.run(
         [*EMOTRITON, "bench", "--model", "go", "--repository", str(repository),
          "--source", str(served_models["go_emotions"].directory), "--texts", "24",
-         "--concurrency", "1", "32", "--batch-size", "8", "--out", str(out)],
+         "--concurrency", "1", "32", "--batch-size", "8", "--out", str(out),
+         "--perf-analyzer", str(tmp_path / "no-perf-analyzer")],
         capture_output=True, text=True,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout + run.stderr
@@ -42,6 +43,10 @@ def test_bench_runs_every_contender_on_the_same_texts(
         "transformers pipeline (batch 8)",
     ]
     assert all(r["texts"] == 24 and r["texts_per_s"] > 0 for r in report["runs"])
+    assert report["skipped"] == {  # a classifier: infinity-emb serves encoders only
+        "perf_analyzer": f"no file {tmp_path / 'no-perf-analyzer'}",
+        "infinity_emb": "it serves embeddings: it needs an encoder + head model",
+    }
     assert next(r for r in report["runs"] if r["contender"] == REFERENCE)["ratio"] == 1.0
     stats = report["triton"][REFERENCE]
     assert [s["model"] for s in stats] == ["go_tokenizer", "go_encoder", "go_postprocess"]

@@ -660,9 +660,12 @@ def _add_bench(commands: argparse._SubParsersAction) -> None:
         help="compare the served ensemble with running the same model in-process",
         description="One run, every contender on the same texts, back to back: the served "
         "ensemble at several concurrencies and in batches, in-process onnxruntime on the same "
-        "exported files, and the source model as its users run it (--source). Writes "
-        "bench.json, bench.md and bench.png into --out, with Triton's per-model average batch, "
-        "queue and compute time.",
+        "exported files, the source model as its users run it (--source), and, when they are "
+        "installed (make bench-peers), Triton's perf_analyzer on the same served ensemble and "
+        "infinity-emb on the same encoder (--source with --head). Writes bench.json, bench.md "
+        "and bench.png into --out, with Triton's per-model average batch, queue and compute "
+        "time. With --url, perf_analyzer reads the server's statistics with the admin key in "
+        "EMOTRITON_ADMIN_KEY.",
     )
     add = _env_default(parser)
     add("--model", required="EMOTRITON_MODEL" not in os.environ, help="served ensemble name")
@@ -676,6 +679,9 @@ def _add_bench(commands: argparse._SubParsersAction) -> None:
     add("--concurrency", type=int, nargs="+", default=[1, 8, 32], help="served client counts")
     add("--batch-size", type=int, default=32, help="texts per batch")
     add("--out", type=Path, default=Path("build/bench"), help="folder for the reports")
+    peers = "the peer's executable (default: .venv-peers/bin, then PATH; skipped if none)"
+    add("--perf-analyzer", type=Path, help=peers)
+    add("--infinity-emb", type=Path, help=peers)
     parser.set_defaults(run=_bench)
 
 
@@ -683,12 +689,11 @@ def _bench(args: argparse.Namespace) -> int:
     from contextlib import nullcontext
 
     from emoload.bench import BenchOptions, read_texts, run_bench, write
+    from emoserve import ADMIN_KEY_VARIABLE, LocalServer
 
     _quiet_transformers()
     local = None
     if args.url is None:
-        from emoserve import LocalServer
-
         local = LocalServer(args.repository)
     with local or nullcontext():
         url = local.endpoints.grpc_url if local else args.url
@@ -707,6 +712,9 @@ def _bench(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             source=args.source,
             head=args.head,
+            admin_key=local.admin_key if local else os.environ.get(ADMIN_KEY_VARIABLE),
+            perf_analyzer=args.perf_analyzer,
+            infinity_emb=args.infinity_emb,
         )
         report = run_bench(options, log=_log)
     written = write(report, args.out)
