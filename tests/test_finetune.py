@@ -15,7 +15,12 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from emoexport.labels import EMOTION_LABELS
 from emotrain import toy_models
 from emotrain.datasets import load_split
-from emotrain.finetune import MULTI_LABEL, SINGLE_LABEL
+from emotrain.finetune import (
+    MULTI_LABEL,
+    SINGLE_LABEL,
+    make_mean_pooling_layer,
+    mean_pooling_config,
+)
 
 from .conftest import EMOTRITON, MAX_LENGTH
 from .test_head_commands import LABELS, write_dataset
@@ -139,3 +144,25 @@ def test_single_label_decides_by_argmax(encoder: Path, tmp_path: Path) -> None:
     predicted = scores(out, split.texts, lambda x: torch.softmax(x, -1)).argmax(axis=1)
     accuracy = float((predicted == split.targets.argmax(axis=1)).mean())
     assert accuracy == pytest.approx(report["test"]["exact_match"], abs=1e-9)
+
+
+def test_the_added_layer_mean_pools_the_encoder(encoder: Path) -> None:
+    """At the start, the classifier's [CLS] state is the sentence embedding the encoder was
+    trained for (mean pooling over the attention mask), centred and rescaled; padding in a
+    batch changes nothing."""
+    from sentence_transformers import SentenceTransformer
+    from transformers import AutoConfig
+
+    texts = ["happy glad", "the meeting is furious and angry, I hate the meeting"]
+    config = mean_pooling_config(AutoConfig.from_pretrained(encoder, num_labels=3), "mean")
+    model = AutoModelForSequenceClassification.from_pretrained(encoder, config=config).eval()
+    make_mean_pooling_layer(model)
+    tokenizer = AutoTokenizer.from_pretrained(encoder)
+    with torch.no_grad():
+        batch = model.bert(**tokenizer(texts, padding=True, return_tensors="pt"))
+        alone = model.bert(**tokenizer(texts[:1], return_tensors="pt"))
+    pooled = batch.last_hidden_state[:, 0]
+    embeddings = torch.from_numpy(SentenceTransformer(str(encoder), device="cpu").encode(texts))
+    centred = embeddings - embeddings.mean(dim=1, keepdim=True)
+    assert torch.nn.functional.cosine_similarity(pooled, centred).min() > 0.999
+    assert torch.allclose(pooled[0], alone.last_hidden_state[0, 0], atol=1e-5)

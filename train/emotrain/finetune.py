@@ -14,6 +14,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +35,7 @@ from emoexport.locate import locate
 
 from .datasets import LabelledSplit, load_split
 from .head_training import tune_thresholds
-from .metrics import Report, evaluate
+from .metrics import Report, evaluate, f1_scores
 from .settings import FinetuneSettings
 
 MULTI_LABEL, SINGLE_LABEL = "multi_label_classification", "single_label_classification"
@@ -164,11 +165,10 @@ def probabilities(model: torch.nn.Module, encoded: _Encoded, problem_type: str) 
     """float [texts, labels]: sigmoid (multi-label) or softmax scores, in the texts' order."""
     model.eval()
     scores = np.zeros((len(encoded.lengths), model.config.num_labels), dtype=np.float32)
+    activate = torch.sigmoid if problem_type == MULTI_LABEL else partial(torch.softmax, dim=-1)
     with torch.no_grad():
         for indices in _scoring_batches(encoded.lengths):
-            logits = model(**encoded.batch(indices)).logits.float()
-            activate = torch.sigmoid if problem_type == MULTI_LABEL else _softmax
-            scores[indices] = activate(logits).numpy()
+            scores[indices] = activate(model(**encoded.batch(indices)).logits.float()).numpy()
     return scores
 
 
@@ -178,10 +178,6 @@ def score_texts(
     """The classifier's scores of `texts`, truncated at the tokenizer's limit, as served."""
     encoded = _Encoded.of(tokenizer, texts, tokenizer.model_max_length)
     return probabilities(model, encoded, problem_type)
-
-
-def _softmax(logits: torch.Tensor) -> torch.Tensor:
-    return torch.softmax(logits, dim=-1)
 
 
 def decide(scores: np.ndarray, problem_type: str, thresholds: np.ndarray | None) -> np.ndarray:
@@ -197,7 +193,7 @@ def _validation_choice(
     """Thresholds tuned on validation (multi-label only) and the macro-F1 they reach."""
     thresholds = tune_thresholds(scores, targets) if problem_type == MULTI_LABEL else None
     decisions = decide(scores, problem_type, thresholds)
-    return thresholds, evaluate(targets, decisions, ["?"] * targets.shape[1]).macro.f1
+    return thresholds, float(f1_scores(targets, decisions).mean())
 
 
 def _optimiser(model: torch.nn.Module, settings: FinetuneSettings) -> torch.optim.Optimizer:
@@ -410,8 +406,21 @@ def finetune(
         tables["validation"],
         tables["test"],
     )
-    _write(model, tokenizer, labels, thresholds, result, directory, settings)
-    _check_written(directory, encoded["validation"], scores["validation"], problem_type)
+    _write(
+        model,
+        tokenizer,
+        labels,
+        thresholds,
+        result,
+        directory,
+        settings,
+        check=partial(
+            _check_written,
+            encoded=encoded["validation"],
+            expected=scores["validation"],
+            problem_type=problem_type,
+        ),
+    )
     return result
 
 
@@ -423,8 +432,9 @@ def _write(
     result: FinetuneReport,
     directory: Path,
     settings: FinetuneSettings,
+    check: Callable[[Path], None],
 ) -> None:
-    """Staged beside the target, so a failed write never replaces a model."""
+    """Staged beside the target and checked there, so a failed write never replaces a model."""
     directory.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".finetune-", dir=directory.parent) as staging:
         staged = Path(staging)
@@ -435,6 +445,7 @@ def _write(
             (staged / THRESHOLDS_FILE).write_text(json.dumps(chosen, indent=2) + "\n")
         (staged / "metrics.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
         (staged / "metrics.md").write_text(result.to_markdown())
+        check(staged)
         directory.mkdir(exist_ok=True)
         for item in staged.iterdir():
             item.replace(directory / item.name)
