@@ -367,6 +367,76 @@ def _train_head(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_finetune(commands: argparse._SubParsersAction) -> None:
+    from emoexport.locate import MINILM_L6
+    from emotrain.settings import FinetuneSettings
+
+    parser = commands.add_parser(
+        "finetune",
+        help="fine-tune an encoder end to end as a sequence classifier on a labelled dataset",
+        description="Fine-tune BASE as a transformers sequence classifier on the train split "
+        "(multi-label with sigmoid, or single-label with softmax when every text has one label), "
+        "keep the epoch with the best validation macro-F1, tune each label's threshold for F1 on "
+        "validation (multi-label), and write a Hugging Face model directory with "
+        "thresholds.json and metrics (JSON and Markdown, validation and test) into --out, "
+        "ready for `emotriton export OUT --thresholds OUT/thresholds.json`.",
+    )
+    add = _env_default(parser)
+    add("--base", default=MINILM_L6, help="pre-trained encoder: a directory or hub id")
+    add("--data", required=True, help="go_emotions or dair-ai emotion folder, or a hub dataset id")
+    add("--out", type=Path, required=True, help="model directory to write")
+    for name, kind, meaning in (
+        ("epochs", int, "epochs (the best on validation is kept)"),
+        ("batch_size", int, "texts per training step"),
+        ("encoder_learning_rate", float, "AdamW learning rate of the pre-trained encoder"),
+        ("head_learning_rate", float, "AdamW learning rate of the pooler and classifier"),
+        ("warmup", float, "fraction of the steps with a rising learning rate"),
+        ("weight_decay", float, "AdamW weight decay"),
+        ("max_length", int, "truncation, in tokens"),
+        ("limit", int, "train on this many training texts, drawn at random (0: all)"),
+        ("seed", int, "random seed"),
+    ):
+        flag = "--" + name.replace("_", "-")
+        add(flag, type=kind, default=_default(FinetuneSettings, name), help=meaning)
+    add(
+        "--pooling",
+        choices=["mean", "cls"],
+        default=_default(FinetuneSettings, "pooling"),
+        help="mean: an added BERT layer mean-pools, as sentence encoders were trained; "
+        "cls: the model's own pooler",
+    )
+    add("--full-precision", action="store_true", help="write float32 weights, not float16")
+    add(
+        "--float32-training",
+        action="store_true",
+        help="train in float32, not with bfloat16 autocast (slower where the CPU has bf16)",
+    )
+    add("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    parser.set_defaults(run=_finetune)
+
+
+def _finetune(args: argparse.Namespace) -> int:
+    import torch
+
+    from emotrain.finetune import finetune
+    from emotrain.settings import FinetuneSettings
+
+    _quiet_transformers()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    flags = {"half_precision": not args.full_precision, "bfloat16": not args.float32_training}
+    names = {f.name for f in dataclasses.fields(FinetuneSettings)} - set(flags)
+    settings = FinetuneSettings(**flags, **{name: getattr(args, name) for name in names})
+    result = finetune(args.base, args.data, args.out, settings, log=_log)
+    test, validation = result.test, result.validation
+    print(
+        f"wrote {args.out} (epoch {result.chosen_epoch}): test macro-F1 {test.macro.f1:.3f} "
+        f"(validation {validation.macro.f1:.3f}), exact match {test.exact_match:.3f}; "
+        f"see {args.out / 'metrics.md'}"
+    )
+    return 0
+
+
 def _add_eval(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "eval",
@@ -728,6 +798,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
     _add_export(commands)
     _add_train_head(commands)
+    _add_finetune(commands)
     _add_serve(commands)
     _add_classify(commands)
     _add_eval(commands)

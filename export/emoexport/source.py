@@ -143,7 +143,10 @@ def load_classifier(
     try:
         config = AutoConfig.from_pretrained(location, **options)
         tokenizer = AutoTokenizer.from_pretrained(location, use_fast=True, **options)
-        model = _LOADERS[chosen.loader].from_pretrained(location, config=config, **options)
+        # float32 whatever the stored weights are: the ONNX graph and the parity gate are fp32.
+        model = _LOADERS[chosen.loader].from_pretrained(
+            location, config=config, dtype=torch.float32, **options
+        )
     except (OSError, ValueError) as error:  # transformers raises both for unusable sources
         raise SourceError(f"cannot load {source!r} with recipe {chosen.name}: {error}") from error
     if not tokenizer.is_fast:
