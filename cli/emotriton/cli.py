@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import sys
-import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,7 +72,10 @@ _ENV_OPTIONS: dict[str, list[_EnvOption]] = {}  # command → its options
 REPOSITORY = Path("model_repository")  # where export writes and serve reads, by default
 
 
-def _env_default(parser: argparse.ArgumentParser) -> Callable[..., argparse.Action]:
+Add = Callable[..., argparse.Action]
+
+
+def _env_default(parser: argparse.ArgumentParser) -> Add:
     """`add_argument` for options that EMOTRITON_<COMMAND>_<OPTION> may also set (`env` names
     another variable, for options that several commands share)."""
     command = parser.prog.split()[-1]
@@ -102,7 +104,7 @@ def _env_default(parser: argparse.ArgumentParser) -> Callable[..., argparse.Acti
     return add
 
 
-def _add_connection(add: Callable[..., argparse.Action]) -> None:
+def _add_connection(add: Add) -> None:
     """--model, --url and --protocol: the same options, and variables, in every command that
     talks to a served model."""
     add("--model", required=True, env="EMOTRITON_MODEL", help="served ensemble name")
@@ -128,122 +130,31 @@ def _default(owner: type, name: str) -> Any:
     return found.default
 
 
-def _add_export(commands: argparse._SubParsersAction) -> None:
-    from emoexport.configs import Accelerator
-    from emoexport.options import PRECISIONS, ExportOptions
+def _export_options(parser: argparse.ArgumentParser, add: Add) -> None:
+    from emoexport.options import Batching, ExportOptions
 
-    parser = commands.add_parser(
-        "export",
-        help="export a Hugging Face classifier into a Triton ensemble",
-        description="Export SOURCE (a hub id or a local directory) as ensemble NAME: "
-        "NAME_tokenizer → NAME_encoder → NAME_postprocess. With --head, SOURCE is a "
-        "sentence-transformers encoder and NAME_head sits between the encoder and the "
-        "postprocess. Nothing is written unless the exported pipeline matches PyTorch within "
-        "the tolerance.",
-    )
     parser.add_argument("source", nargs="?", help="hub id (owner/model) or local model directory")
     parser.add_argument("--list-recipes", action="store_true", help="show the recipes and exit")
-    add = _env_default(parser)
     add("--name", help="ensemble name clients call (required)")
     add("--head", help="ONNX head folder or hub id (seed 001's format, with thresholds.json)")
-    add("--recipe", help="override the recipe chosen from the model's config (see --list-recipes)")
-    add(
-        "--thresholds",
-        help="multi-label decisions: a number, a JSON file of label → threshold, "
-        "or a recipe's profile name (go-emotions-roberta: card)",
-    )
-    add("--logits-output", help="the model output that holds the logits: a tuple index or a name")
     add("--repository", type=Path, default=REPOSITORY, help="Triton model repository")
-    add(
-        "--max-length",
-        type=int,
-        help="truncate texts to this many tokens (default: the model's limit)",
-    )
-    batching = _default(ExportOptions, "batching")
-    add(
-        "--max-batch-size",
-        type=int,
-        default=batching.max_batch_size,
-        help="most texts per request and per batch",
-    )
-    add(
-        "--max-queue-delay-us",
-        type=int,
-        default=batching.max_queue_delay_us,
-        help="the encoder's batching window (the other models take no window)",
-    )
-    add(
-        "--max-queue-size",
-        type=int,
-        default=batching.max_queue_size,
-        help="requests each model holds waiting; more are shed as overloaded (0: no limit)",
-    )
-    add(
-        "--queue-timeout-us",
-        type=int,
-        default=batching.queue_timeout_us,
-        help="longest wait in a model's queue before a request is shed (0: no limit)",
-    )
-    add(
-        "--device",
-        choices=["auto", "cpu", "gpu"],
-        default=_default(ExportOptions, "device"),
-        help="encoder instance kind",
-    )
-    add(
-        "--instances",
-        type=int,
-        default=_default(ExportOptions, "instances"),
-        help="encoder instances per device",
-    )
-    add("--revision", help="hub revision (branch, tag or commit)")
-    add("--trust-remote-code", action="store_true", help="run the model repository's own code")
-    add(
-        "--tolerance",
-        type=float,
-        default=_default(ExportOptions, "tolerance"),
-        help="parity gate: max |Δprobability| vs PyTorch",
-    )
-    add("--overwrite", action="store_true", help="replace an earlier export of NAME")
+    _add_fields(add, ExportOptions)
+    _add_fields(add, Batching)
     add(
         "--no-fusion",
         action="store_true",
         help="serve the encoder graph as exported, without onnxruntime's transformer fusions",
     )
     add(
-        "--precision",
-        choices=PRECISIONS,
-        default=_default(ExportOptions, "precision"),
-        help="encoder precision: int8 for CPUs (see docs/precision.md), fp16 for GPUs",
-    )
-    add(
         "--calibration-data",
         help="int8/fp16: a labelled go_emotions or dair-ai emotion folder (or hub id); its test "
         "split's macro-F1 is measured at fp32 and at the chosen precision",
     )
-    add(
-        "--max-metric-drop",
-        type=float,
-        default=_default(ExportOptions, "max_metric_drop"),
-        help="with --calibration-data: refuse the export when macro-F1 drops by more than this",
-    )
-    add(
-        "--accelerator",
-        choices=typing.get_args(Accelerator),
-        default=_default(ExportOptions, "accelerator"),
-        help="tensorrt: the native backend runs the encoder on TensorRT (implies --device gpu)",
-    )
-    add(
-        "--tensorrt-cache",
-        default=_default(ExportOptions, "tensorrt_cache"),
-        help="with --accelerator tensorrt: where the server keeps built engines (a server path)",
-    )
-    parser.set_defaults(run=_export)
 
 
 def _export(args: argparse.Namespace) -> int:
-    from emoexport.configs import Batching
-    from emoexport.exporter import ExportOptions, export_classifier, export_embedding_classifier
+    from emoexport.exporter import export_classifier, export_embedding_classifier
+    from emoexport.options import Batching, ExportOptions
     from emoexport.recipes import RECIPES
 
     if args.list_recipes:
@@ -259,31 +170,12 @@ def _export(args: argparse.Namespace) -> int:
         from emotrain.evaluation import SplitQualityCheck
 
         quality_check = SplitQualityCheck(load_split(args.calibration_data, "test"))
-    options = ExportOptions(
-        name=args.name,
-        repository=args.repository,
-        max_length=args.max_length,
-        batching=Batching(
-            max_batch_size=args.max_batch_size,
-            max_queue_delay_us=args.max_queue_delay_us,
-            max_queue_size=args.max_queue_size,
-            queue_timeout_us=args.queue_timeout_us,
-        ),
-        device=args.device,
-        instances=args.instances,
-        revision=args.revision,
-        trust_remote_code=args.trust_remote_code,
-        recipe=args.recipe,
-        thresholds=args.thresholds,
-        logits_output=args.logits_output,
-        tolerance=args.tolerance,
-        overwrite=args.overwrite,
+    options = _from_options(
+        ExportOptions,
+        args,
+        batching=_from_options(Batching, args),
         fuse=not args.no_fusion,
-        precision=args.precision,
         quality_check=quality_check,
-        max_metric_drop=args.max_metric_drop,
-        accelerator=args.accelerator,
-        tensorrt_cache=args.tensorrt_cache,
     )
     if args.head:
         result = export_embedding_classifier(args.source, args.head, options, log=_log)
@@ -309,31 +201,45 @@ def _quiet_transformers() -> None:
     transformers_logging.disable_progress_bar()
 
 
-def _add_train_head(commands: argparse._SubParsersAction) -> None:
+def _add_fields(add: Add, settings: type) -> None:
+    """An option for each field of a library dataclass that declares one (emoexport.options.
+    option): its default is the field's, its help and type the field's metadata."""
+    for each in dataclasses.fields(settings):
+        if "help" in each.metadata:
+            add("--" + each.name.replace("_", "-"), default=each.default, **each.metadata)
+
+
+def _add_training(add: Add, written: str, settings: type) -> None:
+    """--data and --out, and the options of a training settings dataclass."""
+    add("--data", required=True, help="go_emotions or dair-ai emotion folder, or a hub dataset id")
+    add("--out", type=Path, required=True, help=written)
+    _add_fields(add, settings)
+
+
+def _wrote(out: Path, result: Any, detail: str = "") -> int:
+    """Say what a training command wrote and how it scores (validation-tuned thresholds)."""
+    test, validation = result.test, result.validation
+    print(
+        f"wrote {out}{detail}: test macro-F1 {test.macro.f1:.3f} "
+        f"(validation {validation.macro.f1:.3f}), weighted F1 {test.weighted.f1:.3f}, "
+        f"exact match {test.exact_match:.3f}; see {out / 'metrics.md'}"
+    )
+    return 0
+
+
+def _from_options(settings: type, args: argparse.Namespace, **others: Any) -> Any:
+    """A dataclass of the library's from the options named as its fields (a field with no
+    option keeps its default), and `others`."""
+    names = {f.name for f in dataclasses.fields(settings)} - set(others)
+    return settings(**others, **{name: getattr(args, name) for name in names if name in args})
+
+
+def _train_head_options(parser: argparse.ArgumentParser, add: Add) -> None:
     from emoexport.locate import MINILM_L6
     from emotrain.settings import HeadSettings
 
-    parser = commands.add_parser(
-        "train-head",
-        help="fit an ONNX head (seed 001's format) on sentence embeddings of a labelled dataset",
-        description="Embed the train, validation and test splits with ENCODER (cached), fit a "
-        "head, tune each label's threshold for F1 on validation, and write model.onnx, "
-        "thresholds.json and metrics (JSON and Markdown, validation and test) into --out.",
-    )
-    add = _env_default(parser)
     add("--encoder", default=MINILM_L6, help="sentence encoder")
-    add("--data", required=True, help="go_emotions or dair-ai emotion folder, or a hub dataset id")
-    add("--out", type=Path, required=True, help="head folder to write")
-    for name, kind, meaning in (
-        ("hidden", int, "hidden units (0: a linear head)"),
-        ("dropout", float, "dropout before each linear layer's input"),
-        ("epochs", int, "most epochs (early stopping on validation loss)"),
-        ("learning_rate", float, "AdamW learning rate"),
-        ("weight_decay", float, "AdamW weight decay"),
-        ("seed", int, "random seed"),
-    ):
-        flag = "--" + name.replace("_", "-")
-        add(flag, type=kind, default=_default(HeadSettings, name), help=meaning)
+    _add_training(add, "head folder to write", HeadSettings)
     add(
         "--cache-dir",
         type=Path,
@@ -341,63 +247,24 @@ def _add_train_head(commands: argparse._SubParsersAction) -> None:
         help="embedding cache",
     )
     add("--no-cache", action="store_true", help="embed again even if cached")
-    parser.set_defaults(run=_train_head)
 
 
 def _train_head(args: argparse.Namespace) -> int:
     from emotrain.head_training import HeadSettings, fit_head
 
     _quiet_transformers()
-    settings = HeadSettings(
-        hidden=args.hidden,
-        dropout=args.dropout,
-        epochs=args.epochs,
-        learning_rate=args.learning_rate,
-        weight_decay=args.weight_decay,
-        seed=args.seed,
-    )
+    settings = _from_options(HeadSettings, args)
     cache = None if args.no_cache else args.cache_dir
     result = fit_head(args.encoder, args.data, args.out, settings, cache, log=_log)
-    test, validation = result.test, result.validation
-    print(
-        f"wrote {args.out}: test macro-F1 {test.macro.f1:.3f} "
-        f"(validation {validation.macro.f1:.3f}), weighted F1 {test.weighted.f1:.3f}; "
-        f"see {args.out / 'metrics.md'}"
-    )
-    return 0
+    return _wrote(args.out, result)
 
 
-def _add_finetune(commands: argparse._SubParsersAction) -> None:
+def _finetune_options(parser: argparse.ArgumentParser, add: Add) -> None:
     from emoexport.locate import MINILM_L6
     from emotrain.settings import FinetuneSettings
 
-    parser = commands.add_parser(
-        "finetune",
-        help="fine-tune an encoder end to end as a sequence classifier on a labelled dataset",
-        description="Fine-tune BASE as a transformers sequence classifier on the train split "
-        "(multi-label with sigmoid, or single-label with softmax when every text has one label), "
-        "keep the epoch with the best validation macro-F1, tune each label's threshold for F1 on "
-        "validation (multi-label), and write a Hugging Face model directory with "
-        "thresholds.json and metrics (JSON and Markdown, validation and test) into --out, "
-        "ready for `emotriton export OUT --thresholds OUT/thresholds.json`.",
-    )
-    add = _env_default(parser)
     add("--base", default=MINILM_L6, help="pre-trained encoder: a directory or hub id")
-    add("--data", required=True, help="go_emotions or dair-ai emotion folder, or a hub dataset id")
-    add("--out", type=Path, required=True, help="model directory to write")
-    for name, kind, meaning in (
-        ("epochs", int, "epochs (the best on validation is kept)"),
-        ("batch_size", int, "texts per training step"),
-        ("encoder_learning_rate", float, "AdamW learning rate of the pre-trained encoder"),
-        ("head_learning_rate", float, "AdamW learning rate of the pooler and classifier"),
-        ("warmup", float, "fraction of the steps with a rising learning rate"),
-        ("weight_decay", float, "AdamW weight decay"),
-        ("max_length", int, "truncation, in tokens"),
-        ("limit", int, "train on this many training texts, drawn at random (0: all)"),
-        ("seed", int, "random seed"),
-    ):
-        flag = "--" + name.replace("_", "-")
-        add(flag, type=kind, default=_default(FinetuneSettings, name), help=meaning)
+    _add_training(add, "model directory to write", FinetuneSettings)
     add(
         "--pooling",
         choices=["mean", "cls"],
@@ -412,7 +279,6 @@ def _add_finetune(commands: argparse._SubParsersAction) -> None:
         help="train in float32, not with bfloat16 autocast (slower where the CPU has bf16)",
     )
     add("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
-    parser.set_defaults(run=_finetune)
 
 
 def _finetune(args: argparse.Namespace) -> int:
@@ -424,31 +290,22 @@ def _finetune(args: argparse.Namespace) -> int:
     _quiet_transformers()
     if args.threads:
         torch.set_num_threads(args.threads)
-    flags = {"half_precision": not args.full_precision, "bfloat16": not args.float32_training}
-    names = {f.name for f in dataclasses.fields(FinetuneSettings)} - set(flags)
-    settings = FinetuneSettings(**flags, **{name: getattr(args, name) for name in names})
+    settings = _from_options(
+        FinetuneSettings,
+        args,
+        half_precision=not args.full_precision,
+        bfloat16=not args.float32_training,
+    )
     result = finetune(args.base, args.data, args.out, settings, log=_log)
-    test, validation = result.test, result.validation
-    print(
-        f"wrote {args.out} (epoch {result.chosen_epoch}): test macro-F1 {test.macro.f1:.3f} "
-        f"(validation {validation.macro.f1:.3f}), exact match {test.exact_match:.3f}; "
-        f"see {args.out / 'metrics.md'}"
-    )
-    return 0
+    return _wrote(args.out, result, f" (epoch {result.chosen_epoch})")
 
 
-def _add_eval(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser(
-        "eval",
-        help="classify a labelled split through the served model and print the metrics table",
-    )
-    add = _env_default(parser)
+def _eval_options(parser: argparse.ArgumentParser, add: Add) -> None:
     _add_connection(add)
     add("--data", required=True, help="go_emotions or dair-ai emotion folder, or a hub dataset id")
     add("--split", default="test", help="train, validation (dev) or test")
     add("--json", type=Path, help="also write the table as JSON here")
     add("--markdown", type=Path, help="also write the table as Markdown here")
-    parser.set_defaults(run=_eval)
 
 
 def _eval(args: argparse.Namespace) -> int:
@@ -472,16 +329,9 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_serve(commands: argparse._SubParsersAction) -> None:
+def _serve_options(parser: argparse.ArgumentParser, add: Add) -> None:
     from emoserve.launcher import STANDARD_ENDPOINTS
 
-    parser = commands.add_parser(
-        "serve",
-        help="run the local Triton server on a model repository",
-        description="Run Triton 2.51 (from the nvidia-pytriton wheel) on a model repository "
-        "until Ctrl-C or SIGTERM.",
-    )
-    add = _env_default(parser)
     add("--repository", type=Path, default=REPOSITORY, help="Triton model repository")
     add(
         "--host",
@@ -506,7 +356,6 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:
         help="an installed Triton to run, such as /opt/tritonserver in NGC images "
         "(default: the nvidia-pytriton wheel's)",
     )
-    parser.set_defaults(run=_serve)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -564,15 +413,8 @@ def _serve(args: argparse.Namespace) -> int:
         server.stop()
 
 
-def _add_classify(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser(
-        "classify",
-        help="classify texts with a served model",
-        description="Classify TEXTs, or one text per line of --file or of standard input "
-        "(no TEXT, or '-'). Prints one JSON object per text, or a table.",
-    )
+def _classify_options(parser: argparse.ArgumentParser, add: Add) -> None:
     parser.add_argument("texts", nargs="*", metavar="TEXT")
-    add = _env_default(parser)
     _add_connection(add)
     add("--timeout", type=float, help="seconds to wait for each request (default: the SDK's)")
     add("--file", type=Path, help="read texts from this file, one per line")
@@ -585,7 +427,6 @@ def _add_classify(commands: argparse._SubParsersAction) -> None:
         "(repeatable; the variable takes them comma-separated)",
     )
     add("--format", choices=["jsonl", "table"], default="jsonl", help="output format")
-    parser.set_defaults(run=_classify)
 
 
 def _threshold(values: list[str] | None) -> float | dict[str, float] | None:
@@ -637,45 +478,13 @@ def _classify(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_loadtest(commands: argparse._SubParsersAction) -> None:
+def _loadtest_options(parser: argparse.ArgumentParser, add: Add) -> None:
     from emoload.runner import LoadTest
 
-    parser = commands.add_parser(
-        "loadtest",
-        help="run Locust headless against a server, or a local one on a repository",
-        description="Load-test a served model with Locust (single texts and batches, weighted "
-        "3:1), once per number of --users. Each run writes Locust's CSV and HTML reports into "
-        "--out/users-N and prints requests/s, texts/s, latency percentiles and failures; "
-        "--out/loadtest.png plots them against users. Exits 1 if any request failed, 2 if the "
-        "test cannot run (no server, model not served, no corpus).",
-    )
-    add = _env_default(parser)
     _add_connection(add)
     add("--repository", type=Path, help="start a local server on this repository instead")
-    add(
-        "--users",
-        type=int,
-        nargs="+",
-        action="extend",
-        default=list(_default(LoadTest, "users")),
-        help="concurrent Locust users; several numbers run one test each",
-    )
-    add(
-        "--spawn-rate",
-        type=float,
-        default=_default(LoadTest, "spawn_rate"),
-        help="users started per second",
-    )
     add("--duration", type=int, default=_default(LoadTest, "seconds"), help="seconds per run")
-    add(
-        "--batch-size",
-        type=int,
-        default=_default(LoadTest, "batch_size"),
-        help="texts in a batch request",
-    )
-    add("--corpus", type=Path, default=_default(LoadTest, "corpus"), help="texts, one per line")
-    add("--out", type=Path, default=_default(LoadTest, "out"), help="folder for the reports")
-    parser.set_defaults(run=_loadtest)
+    _add_fields(add, LoadTest)
 
 
 def _loadtest(args: argparse.Namespace) -> int:
@@ -684,16 +493,7 @@ def _loadtest(args: argparse.Namespace) -> int:
     from emoload.runner import LoadTest
     from emoload.summary import LoadSummary
 
-    test = LoadTest(
-        model=args.model,
-        protocol=args.protocol,
-        users=tuple(args.users),
-        spawn_rate=args.spawn_rate,
-        seconds=args.duration,
-        batch_size=args.batch_size,
-        corpus=args.corpus,
-        out=args.out,
-    )
+    test = _from_options(LoadTest, args, users=tuple(args.users), seconds=args.duration)
     test.check()  # before a local server starts
 
     def terminate(signum: int, frame: object) -> None:
@@ -724,20 +524,7 @@ def _loadtest(args: argparse.Namespace) -> int:
     return 1 if any(step.failed for step in steps) else 0
 
 
-def _add_bench(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser(
-        "bench",
-        help="compare the served ensemble with running the same model in-process",
-        description="One run, every contender on the same texts, back to back: the served "
-        "ensemble at several concurrencies and in batches, in-process onnxruntime on the same "
-        "exported files, the source model as its users run it (--source), and, when they are "
-        "installed (make bench-peers), Triton's perf_analyzer on the same served ensemble and "
-        "infinity-emb on the same encoder (--source with --head). Writes bench.json, bench.md "
-        "and bench.png into --out, with Triton's per-model average batch, queue and compute "
-        "time. With --url, perf_analyzer reads the server's statistics with the admin key in "
-        "EMOTRITON_ADMIN_KEY.",
-    )
-    add = _env_default(parser)
+def _bench_options(parser: argparse.ArgumentParser, add: Add) -> None:
     add("--model", required="EMOTRITON_MODEL" not in os.environ, help="served ensemble name")
     add("--repository", type=Path, required=True, help="the exported model repository")
     add("--url", help="gRPC HOST:PORT of a server on it (default: start a local one)")
@@ -752,7 +539,6 @@ def _add_bench(commands: argparse._SubParsersAction) -> None:
     peers = "the peer's executable (default: .venv-peers/bin, then PATH; skipped if none)"
     add("--perf-analyzer", type=Path, help=peers)
     add("--infinity-emb", type=Path, help=peers)
-    parser.set_defaults(run=_bench)
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -793,17 +579,109 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+@dataclass(frozen=True)
+class _Command:
+    """A subcommand: its name, what it says in --help, its options and what it runs."""
+
+    name: str
+    options: Callable[[argparse.ArgumentParser, Add], None]
+    run: Callable[[argparse.Namespace], int]
+    help: str
+    description: str | None = None  # --help's paragraph; the help line when None
+
+
+COMMANDS = (
+    _Command(
+        "export",
+        _export_options,
+        _export,
+        help="export a Hugging Face classifier into a Triton ensemble",
+        description="Export SOURCE (a hub id or a local directory) as ensemble NAME: "
+        "NAME_tokenizer → NAME_encoder → NAME_postprocess. With --head, SOURCE is a "
+        "sentence-transformers encoder and NAME_head sits between the encoder and the "
+        "postprocess. Nothing is written unless the exported pipeline matches PyTorch within "
+        "the tolerance.",
+    ),
+    _Command(
+        "train-head",
+        _train_head_options,
+        _train_head,
+        help="fit an ONNX head (seed 001's format) on sentence embeddings of a labelled dataset",
+        description="Embed the train, validation and test splits with ENCODER (cached), fit a "
+        "head, tune each label's threshold for F1 on validation, and write model.onnx, "
+        "thresholds.json and metrics (JSON and Markdown, validation and test) into --out.",
+    ),
+    _Command(
+        "finetune",
+        _finetune_options,
+        _finetune,
+        help="fine-tune an encoder end to end as a sequence classifier on a labelled dataset",
+        description="Fine-tune BASE as a transformers sequence classifier on the train split "
+        "(multi-label with sigmoid, or single-label with softmax when every text has one label), "
+        "keep the epoch with the best validation macro-F1, tune each label's threshold for F1 on "
+        "validation (multi-label), and write a Hugging Face model directory with "
+        "thresholds.json and metrics (JSON and Markdown, validation and test) into --out, "
+        "ready for `emotriton export OUT --thresholds OUT/thresholds.json`.",
+    ),
+    _Command(
+        "eval",
+        _eval_options,
+        _eval,
+        help="classify a labelled split through the served model and print the metrics table",
+    ),
+    _Command(
+        "serve",
+        _serve_options,
+        _serve,
+        help="run the local Triton server on a model repository",
+        description="Run Triton 2.51 (from the nvidia-pytriton wheel) on a model repository "
+        "until Ctrl-C or SIGTERM.",
+    ),
+    _Command(
+        "classify",
+        _classify_options,
+        _classify,
+        help="classify texts with a served model",
+        description="Classify TEXTs, or one text per line of --file or of standard input "
+        "(no TEXT, or '-'). Prints one JSON object per text, or a table.",
+    ),
+    _Command(
+        "loadtest",
+        _loadtest_options,
+        _loadtest,
+        help="run Locust headless against a server, or a local one on a repository",
+        description="Load-test a served model with Locust (single texts and batches, weighted "
+        "3:1), once per number of --users. Each run writes Locust's CSV and HTML reports into "
+        "--out/users-N and prints requests/s, texts/s, latency percentiles and failures; "
+        "--out/loadtest.png plots them against users. Exits 1 if any request failed, 2 if the "
+        "test cannot run (no server, model not served, no corpus).",
+    ),
+    _Command(
+        "bench",
+        _bench_options,
+        _bench,
+        help="compare the served ensemble with running the same model in-process",
+        description="One run, every contender on the same texts, back to back: the served "
+        "ensemble at several concurrencies and in batches, in-process onnxruntime on the same "
+        "exported files, the source model as its users run it (--source), and, when they are "
+        "installed (make bench-peers), Triton's perf_analyzer on the same served ensemble and "
+        "infinity-emb on the same encoder (--source with --head). Writes bench.json, bench.md "
+        "and bench.png into --out, with Triton's per-model average batch, queue and compute "
+        "time. With --url, perf_analyzer reads the server's statistics with the admin key in "
+        "EMOTRITON_ADMIN_KEY.",
+    ),
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="emotriton", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
-    _add_export(commands)
-    _add_train_head(commands)
-    _add_finetune(commands)
-    _add_serve(commands)
-    _add_classify(commands)
-    _add_eval(commands)
-    _add_loadtest(commands)
-    _add_bench(commands)
+    for command in COMMANDS:
+        subparser = commands.add_parser(
+            command.name, help=command.help, description=command.description or command.help
+        )
+        command.options(subparser, _env_default(subparser))
+        subparser.set_defaults(run=command.run)
     return parser
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
@@ -17,34 +17,14 @@ from tritonclient.grpc import model_config_pb2 as mc
 from emoclient import protocol
 
 from . import ragged
+from .options import Batching, Device
 from .triton_models import tokenizer as tokenizer_model
-
-Device = Literal["auto", "cpu", "gpu"]
-Accelerator = Literal["none", "tensorrt"]
 
 _INSTANCE_KINDS = {
     "auto": mc.ModelInstanceGroup.KIND_AUTO,
     "cpu": mc.ModelInstanceGroup.KIND_CPU,
     "gpu": mc.ModelInstanceGroup.KIND_GPU,
 }
-
-
-@dataclass(frozen=True)
-class Batching:
-    """How the models of one ensemble batch, and the encoder's threads.
-
-    Only the encoder waits `max_queue_delay_us` for more requests; the other models are cheap
-    and batch whatever queued while they were busy, so a lone text pays one window, not four.
-    """
-
-    max_batch_size: int = 64
-    max_queue_delay_us: int = 500
-    encoder_threads: int = 0  # onnxruntime intra-op threads; 0: one per core
-    # Load shedding, per model: requests beyond `max_queue_size` waiting, or waiting longer than
-    # `queue_timeout_us` (or the request's own, shorter deadline), are rejected at once with
-    # UNAVAILABLE, which the SDK raises as OverloadedError. 0 turns either off.
-    max_queue_size: int = 256
-    queue_timeout_us: int = 2_000_000
 
 
 # The native onnxruntime backend's parameter (the local backend reads it too).

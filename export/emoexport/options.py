@@ -1,39 +1,106 @@
-"""What an export is asked to do. Kept free of heavy imports: the CLI reads its defaults."""
+"""What an export is asked to do. Kept free of heavy imports: the CLI builds its options from
+these fields (`option`: the help, and argparse's type or choices, beside the default)."""
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from . import configs
 from .quality import DEFAULT_MAX_METRIC_DROP, QualityCheck
 
+Device = Literal["auto", "cpu", "gpu"]
+Accelerator = Literal["none", "tensorrt"]
 Precision = Literal["fp32", "int8", "fp16"]
-PRECISIONS: tuple[Precision, ...] = ("fp32", "int8", "fp16")
+DEVICES, ACCELERATORS, PRECISIONS = (typing.get_args(t) for t in (Device, Accelerator, Precision))
 
 # The parity gate's bound on |Δprobability| between the served pipeline and PyTorch.
 DEFAULT_TOLERANCE = 1e-4
+
+
+def option(default: Any, help: str, **argparse_options: Any) -> Any:
+    """A field that its command line offers as --NAME: its help, and argparse's type, choices
+    or action."""
+    return field(default=default, metadata={"help": help, **argparse_options})
+
+
+@dataclass(frozen=True)
+class Batching:
+    """How the models of one ensemble batch, and the encoder's threads.
+
+    Only the encoder waits `max_queue_delay_us` for more requests; the other models are cheap
+    and batch whatever queued while they were busy, so a lone text pays one window, not four.
+    Load shedding, per model: requests beyond `max_queue_size` waiting, or waiting longer than
+    `queue_timeout_us` (or the request's own, shorter deadline), are rejected at once with
+    UNAVAILABLE, which the SDK raises as OverloadedError.
+    """
+
+    max_batch_size: int = option(64, "most texts per request and per batch", type=int)
+    max_queue_delay_us: int = option(
+        500, "the encoder's batching window (the other models take no window)", type=int
+    )
+    encoder_threads: int = 0  # onnxruntime intra-op threads; 0: one per core
+    max_queue_size: int = option(
+        256,
+        "requests each model holds waiting; more are shed as overloaded (0: no limit)",
+        type=int,
+    )
+    queue_timeout_us: int = option(
+        2_000_000,
+        "longest wait in a model's queue before a request is shed (0: no limit)",
+        type=int,
+    )
 
 
 @dataclass(frozen=True)
 class ExportOptions:
     name: str
     repository: Path
-    max_length: int | None = None
-    batching: configs.Batching = field(default_factory=configs.Batching)
-    device: configs.Device = "auto"
-    instances: int = 1
-    revision: str | None = None
-    trust_remote_code: bool = False
-    recipe: str | None = None  # None: chosen from the model's config
-    thresholds: str | None = None  # a number, a JSON file, or a recipe's profile name
-    logits_output: str | None = None
-    tolerance: float = DEFAULT_TOLERANCE
-    overwrite: bool = False
-    fuse: bool = True  # transformer fusions, kept when they keep parity
-    precision: Precision = "fp32"
+    max_length: int | None = option(
+        None, "truncate texts to this many tokens (default: the model's limit)", type=int
+    )
+    batching: Batching = field(default_factory=Batching)
+    device: Device = option("auto", "encoder instance kind", choices=DEVICES)
+    instances: int = option(1, "encoder instances per device", type=int)
+    revision: str | None = option(None, "hub revision (branch, tag or commit)")
+    trust_remote_code: bool = option(
+        False, "run the model repository's own code", action="store_true"
+    )
+    recipe: str | None = option(
+        None, "override the recipe chosen from the model's config (see --list-recipes)"
+    )
+    thresholds: str | None = option(
+        None,
+        "multi-label decisions: a number, a JSON file of label → threshold, or a recipe's "
+        "profile name (go-emotions-roberta: card)",
+    )
+    logits_output: str | None = option(
+        None, "the model output that holds the logits: a tuple index or a name"
+    )
+    tolerance: float = option(
+        DEFAULT_TOLERANCE, "parity gate: max |Δprobability| vs PyTorch", type=float
+    )
+    overwrite: bool = option(False, "replace an earlier export of NAME", action="store_true")
+    fuse: bool = True  # transformer fusions, kept when they keep parity (--no-fusion)
+    precision: Precision = option(
+        "fp32",
+        "encoder precision: int8 for CPUs (see docs/precision.md), fp16 for GPUs",
+        choices=PRECISIONS,
+    )
     quality_check: QualityCheck | None = None  # int8/fp16: labelled texts to gate on
-    max_metric_drop: float = DEFAULT_MAX_METRIC_DROP
-    accelerator: configs.Accelerator = "none"
-    tensorrt_cache: str = "/tmp/emotriton-tensorrt"  # on the server; one folder per model inside
+    max_metric_drop: float = option(
+        DEFAULT_MAX_METRIC_DROP,
+        "with --calibration-data: refuse the export when macro-F1 drops by more than this",
+        type=float,
+    )
+    accelerator: Accelerator = option(
+        "none",
+        "tensorrt: the native backend runs the encoder on TensorRT (implies --device gpu)",
+        choices=ACCELERATORS,
+    )
+    # On the server; one folder per model inside.
+    tensorrt_cache: str = option(
+        "/tmp/emotriton-tensorrt",
+        "with --accelerator tensorrt: where the server keeps built engines (a server path)",
+    )

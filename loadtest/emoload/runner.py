@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from emoclient import Client, RetryPolicy
+from emoexport.options import option
 
 from .corpus import DEFAULT_CORPUS, read_corpus
 from .errors import LoadTestError
@@ -45,12 +46,18 @@ class LoadTest:
 
     model: str
     protocol: str = "grpc"
-    users: tuple[int, ...] = (4,)
-    spawn_rate: float = 4.0
-    seconds: int = 30
-    batch_size: int = 16
-    corpus: Path = DEFAULT_CORPUS
-    out: Path = Path("build/loadtest")
+    users: tuple[int, ...] = option(
+        (4,),
+        "concurrent Locust users; several numbers run one test each",
+        type=int,
+        nargs="+",
+        action="extend",
+    )
+    spawn_rate: float = option(4.0, "users started per second", type=float)
+    seconds: int = 30  # --duration
+    batch_size: int = option(16, "texts in a batch request", type=int)
+    corpus: Path = option(DEFAULT_CORPUS, "texts, one per line", type=Path)
+    out: Path = option(Path("build/loadtest"), "folder for the reports", type=Path)
 
     def __post_init__(self) -> None:
         if self.protocol not in USER_CLASSES:
