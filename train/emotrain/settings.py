@@ -20,7 +20,7 @@ class HeadSettings:
 @dataclass(frozen=True)
 class FinetuneSettings:
     """End-to-end fine-tuning. The encoder was pre-trained, the classification layers are new:
-    they learn at a higher rate. The defaults are the go_emotions recipe of docs/models.md."""
+    they learn at a higher rate. The defaults are the recipe of docs/default-model.md."""
 
     epochs: int = 3
     batch_size: int = 32
