@@ -23,7 +23,7 @@ class HeadSettings:
 @dataclass(frozen=True)
 class FinetuneSettings:
     """End-to-end fine-tuning. The encoder was pre-trained, the classification layers are new:
-    they learn at a higher rate. The defaults are the go_emotions recipe of docs/models.md."""
+    they learn at a higher rate. The defaults are the recipe of docs/default-model.md."""
 
     epochs: int = option(3, "epochs (the best on validation is kept)", type=int)
     batch_size: int = option(32, "texts per training step", type=int)
