@@ -84,7 +84,11 @@ def tokenizer_config(
             tokenizer_model.MAX_TEXT_BYTES: str(protocol.MAX_TEXT_BYTES),
         },
     )
-    return _batched(config, batching, 0)
+    # No dynamic batcher: the python backend fails every request of a batch when one of them
+    # has a BYTES tensor it cannot read, so each request runs alone (tokenising is cheap); the
+    # encoder behind it batches and sheds load.
+    config.max_batch_size = batching.max_batch_size
+    return config
 
 
 @dataclass(frozen=True)

@@ -351,6 +351,32 @@ def _serve_graph(
     return parity, fusions, gate(report, options.max_metric_drop)
 
 
+def _gated_install(
+    folders: list[ModelFolder],
+    scratch: Path,
+    parity_of: Callable[[ExportedEnsemble], ParityReport],
+    scheme: LabelScheme,
+    max_length: int,
+    options: ExportOptions,
+    log: Log,
+) -> ExportResult:
+    """Stage the folders, put in place the encoder graph the gates choose (the exported one is
+    `scratch`/model.onnx), and install them."""
+    with staged(folders, options.repository) as staging:
+        parity, fusions, quality = _serve_graph(
+            scratch / "model.onnx",
+            _StagedEncoder(staging, options.name),
+            parity_of,
+            scheme.labels,
+            options,
+            log,
+        )
+        models = install(staging, folders, options.repository, options.name, options.overwrite)
+    return ExportResult(
+        options.name, models, scheme, max_length, parity, options.precision, fusions, quality
+    )
+
+
 def _quiet(message: str) -> None:
     """The default log: say nothing."""
 
@@ -395,22 +421,16 @@ def export_classifier(source: str, options: ExportOptions, log: Log = _quiet) ->
         folders = ensemble.finish(
             scheme, [logits], _same(["logits"]), postprocess_source.LOGITS, max_length
         )
-        with staged(folders, options.repository) as staging:
-            log("checking parity with PyTorch")
-            parity, fusions, quality = _serve_graph(
-                Path(scratch) / "model.onnx",
-                _StagedEncoder(staging, options.name),
-                lambda served: check_parity(
-                    classifier, scheme, served, max_length, options.tolerance
-                ),
-                scheme.labels,
-                options,
-                log,
-            )
-            models = install(staging, folders, options.repository, options.name, options.overwrite)
-    return ExportResult(
-        options.name, models, scheme, max_length, parity, options.precision, fusions, quality
-    )
+        log("checking parity with PyTorch")
+        return _gated_install(
+            folders,
+            Path(scratch),
+            lambda served: check_parity(classifier, scheme, served, max_length, options.tolerance),
+            scheme,
+            max_length,
+            options,
+            log,
+        )
 
 
 def export_embedding_classifier(
@@ -456,17 +476,13 @@ def export_embedding_classifier(
         folders = ensemble.finish(
             scheme, pairs, pair_tensors, postprocess_source.LABEL_PAIRS, max_length
         )
-        with staged(folders, options.repository) as staging:
-            log("checking parity with sentence-transformers")
-            parity, fusions, quality = _serve_graph(
-                Path(scratch) / "model.onnx",
-                _StagedEncoder(staging, options.name),
-                lambda served: check_embedding_parity(encoder, head, served, options.tolerance),
-                scheme.labels,
-                options,
-                log,
-            )
-            models = install(staging, folders, options.repository, options.name, options.overwrite)
-    return ExportResult(
-        options.name, models, scheme, max_length, parity, options.precision, fusions, quality
-    )
+        log("checking parity with sentence-transformers")
+        return _gated_install(
+            folders,
+            Path(scratch),
+            lambda served: check_embedding_parity(encoder, head, served, options.tolerance),
+            scheme,
+            max_length,
+            options,
+            log,
+        )
