@@ -9,6 +9,9 @@ COPY export export
 COPY server server
 COPY loadtest loadtest
 COPY cli cli
+COPY train train
+# The committed default model, which the Kubernetes export Job exports from /src.
+COPY models models
 RUN pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu torch==2.13.0 \
  && pip install --no-cache-dir -c constraints.txt ".[export]"
 WORKDIR /work

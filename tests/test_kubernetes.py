@@ -251,7 +251,9 @@ def test_the_export_job_runs_the_compose_export_into_the_served_volume() -> None
     assert flag(export["args"], "--repository") == mounts["models"]
     same = [a for a in compose["command"] if not a.startswith("--repository=")]
     assert [a for a in export["args"] if not a.startswith("--repository=")] == same
-    assert (ROOT / flag(export["args"], "--head")).is_dir()  # the image copies export/ to /src
+    # The image copies the project's models/ to /src.
+    assert (ROOT / export["args"][1] / "config.json").is_file()
+    assert "COPY models models" in (ROOT / "deploy/export.Dockerfile").read_text()
     assert export["workingDir"] == "/src"
 
     (claim,) = [o for o in render(MODEL_REPOSITORY) if o["kind"] == "PersistentVolumeClaim"]
