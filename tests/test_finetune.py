@@ -25,6 +25,8 @@ from emotrain.finetune import (
 from .conftest import EMOTRITON, MAX_LENGTH
 from .test_head_commands import LABELS, write_dataset
 
+pytestmark = pytest.mark.e2e  # fine-tunes models
+
 # Rates for a random tiny encoder; the defaults suit a pre-trained one.
 FAST = ["--epochs", "3", "--encoder-learning-rate", "3e-3", "--head-learning-rate", "1e-2"]
 

@@ -62,6 +62,7 @@ def test_remote_code_needs_the_flag(served_models, tmp_path: Path) -> None:
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.e2e  # exports
 def test_an_ambiguous_tuple_needs_logits_output(tmp_path: Path) -> None:
     """Five labels: no card recipe fits, so the generic rule meets two [batch, 5] outputs."""
     source = build_remote_code_model(
