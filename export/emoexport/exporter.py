@@ -289,9 +289,14 @@ class _StagedEncoder:
         self.name = name
         self.graph = staging / f"{name}_encoder" / "1" / "model.onnx"
 
-    def serving(self, graph: Path) -> ExportedEnsemble:
-        """The staged ensemble, its encoder serving `graph` (left in place for install)."""
+    def put(self, graph: Path) -> None:
+        """Make `graph` the encoder's (what is in place when the gates end is installed)."""
         shutil.copyfile(graph, self.graph)
+
+    def serving(self, graph: Path) -> ExportedEnsemble:
+        """The staged ensemble loaded with its encoder serving `graph`; it keeps running that
+        graph after another is put in place."""
+        self.put(graph)
         return ExportedEnsemble(self.staging, self.name)
 
 
@@ -322,8 +327,9 @@ def _serve_graph(
         except Exception as error:  # a rewrite the graph does not fit: serve it unfused
             log(f"transformer fusions skipped: {type(error).__name__}: {error}")
         if fusions:
+            reference = staged.serving(fused)
             try:
-                parity = parity_of(staged.serving(fused))
+                parity = parity_of(reference)
             except ParityError as error:
                 log(f"transformer fusions dropped, the fused graph fails parity: {error}")
                 fusions = {}
@@ -331,16 +337,17 @@ def _serve_graph(
                 log(f"transformer fusions kept: {fusions}")
                 fp32 = fused
     if not fusions:
-        parity = parity_of(staged.serving(exported))
+        reference = staged.serving(exported)
+        parity = parity_of(reference)
     log(str(parity))
     if options.precision == "fp32" or options.accelerator == "tensorrt":
         return parity, fusions, None
     served = convert(options.precision, fp32, fp32.with_name(f"model.{options.precision}.onnx"))
-    reference = staged.serving(fp32)
-    candidate = staged.serving(served)
     if options.quality_check is None:
+        staged.put(served)
         log(f"{options.precision}: no quality gate ran (no labelled data given)")
         return parity, fusions, None
+    candidate = staged.serving(served)
     log(f"{options.precision}: measuring quality against fp32")
     report = options.quality_check.compare(
         lambda texts: _decisions(reference, texts),
