@@ -70,10 +70,10 @@ def test_embedding_ensembles_put_the_head_between_encoder_and_postprocess(reposi
     head = load(repository / "minilm_head")
     labels = json.loads(ensemble.parameters[protocol.PARAM_LABELS].string_value)
     assert [(i.name, list(i.dims)) for i in head.input] == [("logits", [384])]
-    assert [(o.name, list(o.dims)) for o in head.output] == [(label, [2]) for label in labels]
+    assert [(o.name, list(o.dims)) for o in head.output] == [("positive_scores", [len(labels)])]
     assert head.backend == "onnxruntime"
     postprocess = load(repository / "minilm_postprocess")
-    assert postprocess.parameters["input_layout"].string_value == "label_pairs"
+    assert [(i.name, list(i.dims)) for i in postprocess.input] == [("positive_scores", [28])]
     assert ensemble.parameters[protocol.PARAM_ACTIVATION].string_value == "none"
 
 

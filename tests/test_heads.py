@@ -7,11 +7,12 @@ import os
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 from sklearn.metrics import f1_score, matthews_corrcoef, precision_recall_fscore_support
 
 from emoexport.errors import SourceError
-from emoexport.head import load_head
+from emoexport.head import POSITIVE_SCORES, load_head
 from emotrain import toy_models
 from emotrain.datasets import DatasetError, load_split
 from emotrain.head_training import HeadNet, HeadSettings, train, tune_thresholds, write_head
@@ -77,6 +78,11 @@ def test_trained_head_learns_and_is_written_in_the_seed_format(tmp_path: Path) -
     assert head.labels == ("joy", "anger") and head.thresholds == (0.3, 0.6)
     assert head.input_name == "logits"
     np.testing.assert_allclose(head.positive_probabilities(x), net.probabilities(x), atol=1e-6)
+    served = ort.InferenceSession(head.served_model().SerializeToString())
+    (output,) = served.get_outputs()
+    assert output.name == POSITIVE_SCORES and output.shape[1] == 2
+    (scores,) = served.run(None, {"logits": x})
+    np.testing.assert_array_equal(scores, head.positive_probabilities(x))
 
 
 def test_a_head_whose_thresholds_do_not_match_its_outputs_is_refused(tmp_path: Path) -> None:

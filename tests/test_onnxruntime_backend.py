@@ -4,11 +4,13 @@ as Triton's backends batch them (ragged inputs flattened and concatenated)."""
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import onnxruntime as ort
 import pytest
 from google.protobuf import json_format
+from onnx import TensorProto, helper, numpy_helper
 
 from emoexport import ragged
 from emoexport.inprocess import read_config
@@ -39,7 +41,7 @@ def batch_input(kind: str, data_type: str = "TYPE_INT32") -> backend.BatchInput:
     )
 
 
-def test_session_options_follow_the_native_backend_parameters_and_never_spin() -> None:
+def test_session_options_follow_the_native_backend_parameters() -> None:
     options = backend.session_options(
         {
             "intra_op_thread_count": {"string_value": "3"},
@@ -52,8 +54,33 @@ def test_session_options_follow_the_native_backend_parameters_and_never_spin() -
     assert options.inter_op_num_threads == 2
     assert options.execution_mode == ort.ExecutionMode.ORT_PARALLEL
     assert options.enable_cpu_mem_arena is False
-    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
-    assert options.get_session_config_entry("session.inter_op.allow_spinning") == "0"
+
+
+def _matmul_model() -> bytes:
+    weights = np.random.default_rng(0).random((256, 256), dtype=np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "matmul",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 256])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 256])],
+        [numpy_helper.from_array(weights, "w")],
+    )
+    opsets = [helper.make_opsetid("", 17)]
+    return helper.make_model(graph, opset_imports=opsets, ir_version=9).SerializeToString()
+
+
+def test_idle_threads_burn_no_cpu_between_runs() -> None:
+    """With onnxruntime's default (spinning on), this loop burns as much CPU asleep as awake."""
+    options = backend.session_options({"intra_op_thread_count": {"string_value": "2"}})
+    session = ort.InferenceSession(_matmul_model(), options, providers=["CPUExecutionProvider"])
+    feed = {"x": np.ones((512, 256), dtype=np.float32)}
+    idle_cpu = 0.0
+    for _ in range(20):
+        session.run(None, feed)
+        before = time.process_time()
+        time.sleep(0.01)
+        idle_cpu += time.process_time() - before
+    assert idle_cpu < 0.05, f"{idle_cpu:.3f} CPU-s while idle for 0.2 s"
 
 
 # Requests of shapes [1, 3], [2, 5], [1, 7], as Triton's BackendInputCollector describes them.

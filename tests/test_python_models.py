@@ -193,7 +193,7 @@ def test_decide_threshold_is_inclusive_and_argmax_picks_one() -> None:
     ],
 )
 def test_postprocess_serves_each_request_its_own_rows(scheme: LabelScheme, tmp_path: Path) -> None:
-    model = postprocess_model(scheme, [configs.TensorSpec("logits", mc.TYPE_FP32, [3])], "logits")
+    model = postprocess_model(scheme, configs.TensorSpec("logits", mc.TYPE_FP32, [3]))
     rng = np.random.default_rng(0)
     logits = [rng.normal(0, 3, (n, 3)).astype(np.float32) for n in (1, 4, 2)]
     responses = model.execute([fake_pb_utils.InferenceRequest(logits=batch) for batch in logits])
@@ -212,25 +212,11 @@ def test_postprocess_serves_each_request_its_own_rows(scheme: LabelScheme, tmp_p
         assert response.tensors["PREDICTED"].tolist() == expected.tolist()
 
 
-def test_postprocess_reads_the_positive_column_of_label_pairs() -> None:
-    """Seed 001's head: one (P(neg), P(pos)) output per label; thresholds apply to P(pos)."""
-    scheme = LabelScheme(("joy", "anger"), "none", "threshold", (0.3, 0.6), "head")
-    pairs = [configs.TensorSpec(label, mc.TYPE_FP32, [2]) for label in scheme.labels]
-    model = postprocess_model(scheme, pairs, "label_pairs")
-    joy = np.array([[0.8, 0.2], [0.6, 0.4]], dtype=np.float32)
-    anger = np.array([[0.3, 0.7], [0.5, 0.5]], dtype=np.float32)
-    (response,) = model.execute([fake_pb_utils.InferenceRequest(joy=joy, anger=anger)])
-    np.testing.assert_allclose(response.tensors["SCORES"], [[0.2, 0.7], [0.4, 0.5]])
-    assert response.tensors["PREDICTED"].tolist() == [[False, True], [True, False]]
-
-
-def postprocess_model(scheme: LabelScheme, inputs, layout: str) -> postprocess.TritonPythonModel:
+def postprocess_model(
+    scheme: LabelScheme, scores: configs.TensorSpec
+) -> postprocess.TritonPythonModel:
     config = configs.postprocess_config(
-        "p",
-        inputs,
-        len(scheme.labels),
-        {**scheme.parameters(), postprocess.INPUT_LAYOUT: layout},
-        batching=configs.Batching(),
+        "p", scores, len(scheme.labels), scheme.parameters(), batching=configs.Batching()
     )
     model = postprocess.TritonPythonModel()
     model.initialize(triton_args(Path("unused"), config))

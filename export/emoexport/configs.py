@@ -173,17 +173,17 @@ def onnx_config(
 
 def postprocess_config(
     name: str,
-    inputs: Sequence[TensorSpec],
+    scores: TensorSpec,
     num_labels: int,
     parameters: Mapping[str, str],
     *,
     batching: Batching,
 ) -> mc.ModelConfig:
-    """Inputs are either one `logits` tensor, or one (negative, positive) pair per label."""
+    """One [batch, labels] input: a classifier's logits, or a head's probabilities."""
     config = mc.ModelConfig(
         name=name,
         backend="python",
-        input=[_tensor(*spec) for spec in inputs],
+        input=[_tensor(*scores)],
         output=_decision_outputs(num_labels),
         instance_group=[{"kind": mc.ModelInstanceGroup.KIND_CPU, "count": 1}],
     )

@@ -33,7 +33,7 @@ from emoclient import protocol
 from . import configs, ragged
 from .configs import Step, TensorSpec
 from .errors import ExportError, ParityError
-from .head import load_head
+from .head import POSITIVE_SCORES, Head, load_head
 from .inprocess import ExportedEnsemble
 from .labels import LabelScheme
 from .onnx_export import LogitsModel, export_onnx
@@ -190,47 +190,50 @@ class _Ensemble:
         )
         self._add(config, {"model.onnx": onnx_path}, _same(input_names), _same([output.name]))
 
-    def head(
-        self,
-        onnx_path: Path,
-        inputs: Sequence[TensorSpec],
-        outputs: Sequence[TensorSpec],
-        input_map: dict[str, str],
-        output_map: dict[str, str],
-    ) -> None:
-        """An ONNX head: a few small matrix products, on one thread (no pool, nothing to spin),
-        batching only what queued while it ran."""
+    def head(self, head: Head, embedding: TensorSpec) -> TensorSpec:
+        """The ONNX head, served with one [batch, labels] output (Head.served_model): a few
+        small matrix products, on one thread (no pool, nothing to spin), batching only what
+        queued while it ran. Returns the tensor it adds to the ensemble."""
+        onnx_path = self.work / "head.onnx"
+        onnx.save(head.served_model(), str(onnx_path))
+        scores = TensorSpec(POSITIVE_SCORES, mc.TYPE_FP32, [len(head.labels)])
         config = configs.onnx_config(
             self.name("head"),
-            inputs,
-            outputs,
+            [TensorSpec(head.input_name, mc.TYPE_FP32, [embedding.dims[0]])],
+            [scores],
             batching=self.options.batching,
             queue_delay_us=0,
             threads=1,
             device=self.options.device,
             instances=self.options.instances,
         )
-        self._add(config, {"model.onnx": onnx_path}, input_map, output_map)
+        self._add(
+            config,
+            {"model.onnx": onnx_path},
+            {head.input_name: embedding.name},
+            _same([scores.name]),
+        )
+        return scores
 
     def finish(
         self,
         scheme: LabelScheme,
-        postprocess_inputs: Sequence[TensorSpec],
-        input_map: dict[str, str],
-        layout: str,
+        scores: TensorSpec,
         max_length: int,
     ) -> list[ModelFolder]:
-        """Add the postprocess and the ensemble itself; the folders to install."""
+        """Add the postprocess of the [batch, labels] tensor `scores` and the ensemble itself;
+        the folders to install."""
         num_labels = len(scheme.labels)
         config = configs.postprocess_config(
             self.name("postprocess"),
-            postprocess_inputs,
+            scores,
             num_labels,
-            {**scheme.parameters(), postprocess_source.INPUT_LAYOUT: layout},
+            scheme.parameters(),
             batching=self.options.batching,
         )
         outputs = _same([protocol.SCORES_OUTPUT, protocol.PREDICTED_OUTPUT])
-        self._add(config, {"model.py": Path(postprocess_source.__file__)}, input_map, outputs)
+        files = {"model.py": Path(postprocess_source.__file__)}
+        self._add(config, files, _same([scores.name]), outputs)
         published = {**scheme.parameters(), protocol.PARAM_MAX_LENGTH: str(max_length)}
         ensemble = configs.ensemble_config(
             self.options.name,
@@ -425,9 +428,7 @@ def export_classifier(source: str, options: ExportOptions, log: Log = _quiet) ->
         logits = TensorSpec("logits", mc.TYPE_FP32, [num_labels])
         logits_model = LogitsModel(classifier.model, classifier.logits_output)
         ensemble.encoder(classifier.tokenizer, inputs, max_length, logits_model, logits, log)
-        folders = ensemble.finish(
-            scheme, [logits], _same(["logits"]), postprocess_source.LOGITS, max_length
-        )
+        folders = ensemble.finish(scheme, logits, max_length)
         log("checking parity with PyTorch")
         return _gated_install(
             folders,
@@ -470,19 +471,7 @@ def export_embedding_classifier(
         ensemble.encoder(
             encoder.tokenizer, inputs, max_length, EmbeddingModel(encoder.model), embedding, log
         )
-        pairs = [TensorSpec(label, mc.TYPE_FP32, [2]) for label in head.labels]
-        # Label names become ensemble tensors; the prefix keeps them apart from other tensors.
-        pair_tensors = {label: f"head.{label}" for label in head.labels}
-        ensemble.head(
-            head.onnx_path,
-            [TensorSpec(head.input_name, mc.TYPE_FP32, [dim])],
-            pairs,
-            {head.input_name: EMBEDDING_OUTPUT},
-            pair_tensors,
-        )
-        folders = ensemble.finish(
-            scheme, pairs, pair_tensors, postprocess_source.LABEL_PAIRS, max_length
-        )
+        folders = ensemble.finish(scheme, ensemble.head(head, embedding), max_length)
         log("checking parity with sentence-transformers")
         return _gated_install(
             folders,

@@ -4,6 +4,10 @@ A head folder holds one ONNX model and `thresholds.json`. The model takes one in
 of shape [batch, embedding dim], and has one output per label, named after the label, of shape
 [batch, 2]: (P(negative), P(positive)). `thresholds.json` maps every label to the threshold its
 positive probability must reach; its order is the label order clients see.
+
+Export serves the head with a tail that gathers each label's P(positive) into one [batch, labels]
+tensor: one tensor for Triton to route between the steps instead of one per label (each costs
+the ensemble's scheduler and the postprocess per request).
 """
 
 from __future__ import annotations
@@ -16,11 +20,18 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnxruntime as ort
+from onnx import helper
 
 from .errors import SourceError
-from .triton_models.postprocess import positive_scores
 
 THRESHOLDS_FILE = "thresholds.json"
+# The served head's one output: [batch, labels] of P(positive), in label order.
+POSITIVE_SCORES = "positive_scores"
+
+
+def positive_scores(pairs: list[np.ndarray]) -> np.ndarray:
+    """[batch, labels] from one [batch, 2] (P(negative), P(positive)) pair per label."""
+    return np.stack([pair[:, 1] for pair in pairs], axis=1)
 
 
 @dataclass(frozen=True)
@@ -40,6 +51,27 @@ class Head:
         """[batch, labels]: each label's P(positive), in label order, by onnxruntime."""
         inputs = {self.input_name: embeddings.astype(np.float32)}
         return positive_scores(self.session.run(list(self.labels), inputs))
+
+    def served_model(self) -> onnx.ModelProto:
+        """The head with its tail: one POSITIVE_SCORES output instead of one pair per label."""
+        model = onnx.load(str(self.onnx_path))
+        graph = model.graph
+        positive = helper.make_tensor("emotriton_positive_column", onnx.TensorProto.INT64, [1], [1])
+        graph.initializer.append(positive)
+        columns = [f"emotriton_{label}_positive" for label in self.labels]
+        graph.node.extend(
+            helper.make_node("Gather", [label, positive.name], [column], axis=1)
+            for label, column in zip(self.labels, columns)
+        )
+        graph.node.append(helper.make_node("Concat", columns, [POSITIVE_SCORES], axis=1))
+        del graph.output[:]
+        graph.output.append(
+            helper.make_tensor_value_info(
+                POSITIVE_SCORES, onnx.TensorProto.FLOAT, ["batch", len(self.labels)]
+            )
+        )
+        onnx.checker.check_model(model)
+        return model
 
 
 def _head_directory(source: str, revision: str | None) -> Path:

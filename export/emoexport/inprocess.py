@@ -63,8 +63,9 @@ def _python_model(config: mc.ModelConfig, version: Path) -> Model:
         encoder = tokenizer.TextEncoder(parameters, version, outputs)
         (text_input,) = (spec.name for spec in config.input)
         return lambda inputs: encoder(inputs[text_input])
-    decisions = postprocess.Decisions(parameters, [spec.name for spec in config.input])
-    return lambda inputs: dict(zip(outputs, decisions([inputs])[0]))
+    decisions = postprocess.Decisions(parameters)
+    (scores,) = (spec.name for spec in config.input)
+    return lambda inputs: dict(zip(outputs, decisions([inputs[scores]])[0]))
 
 
 _BACKENDS = {"onnxruntime": _onnx_model, "python": _python_model}
