@@ -142,12 +142,16 @@ def test_only_the_encoder_batches_ragged_inputs_and_waits_for_a_batch(repository
     assert not load(repository / "minilm_tokenizer").HasField("dynamic_batching")
 
 
-def test_the_batching_models_shed_load_by_queue_size_and_deadline(repository: Path) -> None:
+def test_the_encoder_sheds_load_by_queue_size_and_deadline(repository: Path) -> None:
     defaults = configs.Batching()
-    for part in ("encoder", "head", "postprocess"):
-        policy = load(repository / f"minilm_{part}").dynamic_batching.default_queue_policy
-        assert policy.max_queue_size == defaults.max_queue_size, part
-        assert policy.default_timeout_microseconds == defaults.queue_timeout_us, part
-        assert policy.timeout_action == mc.ModelQueuePolicy.REJECT, part
-        assert policy.allow_timeout_override, part
+    policy = load(repository / "minilm_encoder").dynamic_batching.default_queue_policy
+    assert policy.max_queue_size == defaults.max_queue_size
+    assert policy.default_timeout_microseconds == defaults.queue_timeout_us
+    assert policy.timeout_action == mc.ModelQueuePolicy.REJECT
+    assert policy.allow_timeout_override
+    # After the encoder, nothing is thrown away: what it computed is answered.
+    for part in ("head", "postprocess"):
+        assert not load(repository / f"minilm_{part}").dynamic_batching.HasField(
+            "default_queue_policy"
+        ), part
     assert not load(repository / "minilm").HasField("dynamic_batching")  # the ensemble

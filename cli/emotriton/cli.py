@@ -8,12 +8,13 @@ the command that runs. Subcommands import their heavy dependencies only when the
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -524,11 +525,32 @@ def _loadtest(args: argparse.Namespace) -> int:
     return 1 if any(step.failed for step in steps) else 0
 
 
-def _bench_options(parser: argparse.ArgumentParser, add: Add) -> None:
+def _add_measured_server(add: Add) -> None:
+    """The served ensemble a measurement drives, and the server: --url's, or a local one."""
     add("--model", required="EMOTRITON_MODEL" not in os.environ, help="served ensemble name")
     add("--repository", type=Path, required=True, help="the exported model repository")
     add("--url", help="gRPC HOST:PORT of a server on it (default: start a local one)")
     add("--metrics-url", help="its metrics (default: http://HOST:8002/metrics of --url)")
+
+
+@contextlib.contextmanager
+def _measured_server(args: argparse.Namespace) -> Iterator[tuple[str, str, str | None]]:
+    """(gRPC URL, metrics URL, admin key) of --url's server, or of a local one on --repository
+    for the length of the block."""
+    from emoserve import ADMIN_KEY_VARIABLE, LocalServer
+
+    if args.url is not None:
+        host = args.url.rsplit(":", 1)[0]
+        metrics_url = args.metrics_url or f"http://{host}:8002/metrics"
+        yield args.url, metrics_url, os.environ.get(ADMIN_KEY_VARIABLE)
+        return
+    with LocalServer(args.repository) as local:
+        endpoints = local.endpoints
+        yield endpoints.grpc_url, args.metrics_url or endpoints.metrics_url, local.admin_key
+
+
+def _bench_options(parser: argparse.ArgumentParser, add: Add) -> None:
+    _add_measured_server(add)
     add("--source", help="the model exported, to measure it in-process the way users run it")
     add("--head", help="the head exported with --source (encoder + head models)")
     add("--data", type=Path, help="go_emotions folder or TSV (default: the loadtest corpus)")
@@ -542,22 +564,10 @@ def _bench_options(parser: argparse.ArgumentParser, add: Add) -> None:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from contextlib import nullcontext
-
     from emoload.bench import BenchOptions, read_texts, run_bench, write
-    from emoserve import ADMIN_KEY_VARIABLE, LocalServer
 
     _quiet_transformers()
-    local = None
-    if args.url is None:
-        local = LocalServer(args.repository)
-    with local or nullcontext():
-        url = local.endpoints.grpc_url if local else args.url
-        metrics_url = args.metrics_url or (
-            local.endpoints.metrics_url
-            if local
-            else f"http://{args.url.rsplit(':', 1)[0]}:8002/metrics"
-        )
+    with _measured_server(args) as (url, metrics_url, admin_key):
         options = BenchOptions(
             model=args.model,
             url=url,
@@ -568,7 +578,7 @@ def _bench(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             source=args.source,
             head=args.head,
-            admin_key=local.admin_key if local else os.environ.get(ADMIN_KEY_VARIABLE),
+            admin_key=admin_key,
             perf_analyzer=args.perf_analyzer,
             infinity_emb=args.infinity_emb,
         )
@@ -576,6 +586,37 @@ def _bench(args: argparse.Namespace) -> int:
     written = write(report, args.out)
     print(report.markdown())
     print("reports: " + ", ".join(str(path) for path in written))
+    return 0
+
+
+def _overload_options(parser: argparse.ArgumentParser, add: Add) -> None:
+    from emoload.overload import OverloadOptions
+
+    _add_measured_server(add)
+    add("--data", type=Path, help="go_emotions folder or TSV (default: the loadtest corpus)")
+    add("--out", type=Path, default=Path("build/overload"), help="folder for the report")
+    _add_fields(add, OverloadOptions)
+
+
+def _overload(args: argparse.Namespace) -> int:
+    from emoload.bench import composing_models, read_texts
+    from emoload.overload import OverloadOptions, run_overload
+
+    with _measured_server(args) as (url, metrics_url, _):
+        options = _from_options(
+            OverloadOptions,
+            args,
+            url=url,
+            metrics_url=metrics_url,
+            models=composing_models(args.repository, args.model),
+            texts=read_texts(args.data, 10_000),
+        )
+        report = run_overload(options, log=_log)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "overload.json").write_text(report.to_json())
+    (args.out / "overload.md").write_text(report.to_markdown() + "\n")
+    print(report.to_markdown())
+    print(f"reports: {args.out / 'overload.json'}, {args.out / 'overload.md'}")
     return 0
 
 
@@ -655,6 +696,18 @@ COMMANDS = (
         "--out/users-N and prints requests/s, texts/s, latency percentiles and failures; "
         "--out/loadtest.png plots them against users. Exits 1 if any request failed, 2 if the "
         "test cannot run (no server, model not served, no corpus).",
+    ),
+    _Command(
+        "overload",
+        _overload_options,
+        _overload,
+        help="send more requests than a server can serve, and account for each one",
+        description="Measure the served ensemble's capacity with closed-loop clients, then "
+        "send single-text requests open-loop at --multiple times it (or --rate) for --duration "
+        "seconds, each with a deadline of --timeout and no retry, whether or not earlier ones "
+        "were answered. Reports how many were served (p50, p99, max latency), shed as "
+        "overloaded (how fast), timed out or failed, and how many texts each model computed "
+        "for callers that had gone; writes overload.json and overload.md into --out.",
     ),
     _Command(
         "bench",

@@ -48,9 +48,16 @@ def _parameters(config: mc.ModelConfig, values: Mapping[str, str]) -> None:
         config.parameters[key].string_value = value
 
 
-def _batched(config: mc.ModelConfig, batching: Batching, queue_delay_us: int) -> mc.ModelConfig:
+def _batched(
+    config: mc.ModelConfig, batching: Batching, queue_delay_us: int, sheds: bool
+) -> mc.ModelConfig:
+    """Dynamic batching; with `sheds`, Triton's queue policy refuses what exceeds the queue's
+    size or deadline. Only the encoder sheds: it is where work waits, and a model after it
+    would throw away texts the encoder has already computed."""
     config.max_batch_size = batching.max_batch_size
     config.dynamic_batching.max_queue_delay_microseconds = queue_delay_us
+    if not sheds:
+        return config
     policy = config.dynamic_batching.default_queue_policy
     policy.max_queue_size = batching.max_queue_size
     policy.default_timeout_microseconds = batching.queue_timeout_us
@@ -141,13 +148,14 @@ def onnx_config(
     instances: int = 1,
     ragged_inputs: bool = False,
     tensorrt: TensorRT | None = None,
+    sheds: bool = False,
 ) -> mc.ModelConfig:
     """An ONNX model on the onnxruntime backend: native in NGC, Python-based locally.
 
     `threads` is onnxruntime's intra-op thread count (0: one per core). `ragged_inputs`: the
     graph takes flat inputs and the batch input of emoexport.ragged. With `tensorrt`, the
     native backend hands the graph to TensorRT on the GPU (the local backend runs
-    onnxruntime's CPU provider and ignores it).
+    onnxruntime's CPU provider and ignores it). `sheds`: see `_batched`.
     """
     if tensorrt is not None:
         device = "gpu"
@@ -168,7 +176,7 @@ def onnx_config(
             parameters=tensorrt.parameters([spec.name for spec in inputs], batching.max_batch_size),
         )
     _parameters(config, {INTRA_OP_THREADS: str(threads)})
-    return _batched(config, batching, queue_delay_us)
+    return _batched(config, batching, queue_delay_us, sheds)
 
 
 def postprocess_config(
@@ -188,7 +196,7 @@ def postprocess_config(
         instance_group=[{"kind": mc.ModelInstanceGroup.KIND_CPU, "count": 1}],
     )
     _parameters(config, parameters)
-    return _batched(config, batching, 0)
+    return _batched(config, batching, 0, sheds=False)
 
 
 @dataclass(frozen=True)

@@ -187,6 +187,7 @@ class _Ensemble:
             instances=self.options.instances,
             ragged_inputs=True,
             tensorrt=tensorrt,
+            sheds=True,
         )
         self._add(config, {"model.onnx": onnx_path}, _same(input_names), _same([output.name]))
 

@@ -31,9 +31,11 @@ class Batching:
 
     Only the encoder waits `max_queue_delay_us` for more requests; the other models are cheap
     and batch whatever queued while they were busy, so a lone text pays one window, not four.
-    Load shedding, per model: requests beyond `max_queue_size` waiting, or waiting longer than
-    `queue_timeout_us` (or the request's own, shorter deadline), are rejected at once with
-    UNAVAILABLE, which the SDK raises as OverloadedError.
+    Load shedding, at the encoder (where work waits): requests beyond `max_queue_size` waiting,
+    or waiting longer than `queue_timeout_us` (or the request's own, shorter deadline), are
+    rejected at once with UNAVAILABLE, which the SDK raises as OverloadedError. The defaults
+    keep a backlog of well under a second at the encoder's rate on 2 CPU cores
+    (docs/reliability.md has the open-loop measurements).
     """
 
     max_batch_size: int = option(64, "most texts per request and per batch", type=int)
@@ -42,13 +44,13 @@ class Batching:
     )
     encoder_threads: int = 0  # onnxruntime intra-op threads; 0: one per core
     max_queue_size: int = option(
-        256,
-        "requests each model holds waiting; more are shed as overloaded (0: no limit)",
+        64,
+        "requests the encoder holds waiting; more are shed as overloaded (0: no limit)",
         type=int,
     )
     queue_timeout_us: int = option(
-        2_000_000,
-        "longest wait in a model's queue before a request is shed (0: no limit)",
+        500_000,
+        "longest wait in the encoder's queue before a request is shed (0: no limit)",
         type=int,
     )
 

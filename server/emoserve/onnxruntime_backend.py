@@ -6,8 +6,8 @@ It honours the config parameters of the native backend that matter on CPU, and T
 batching: inputs marked `allow_ragged_batch` arrive flattened and concatenated, with the
 config's `batch_input` tensors computed as Triton's BackendInputCollector does (Triton's python
 backend computes none of them itself). Idle onnxruntime threads never spin: on a shared CPU,
-spinning threads of several model processes take each other's cores. Within a run they do, so
-that the many short parallel sections of one small batch do not each wait for a thread to wake.
+spinning threads of several model processes (or of two instances of one model) take each
+other's cores.
 """
 
 from __future__ import annotations
@@ -36,14 +36,10 @@ _BOOL_OPTIONS = {
     "enable_mem_arena": "enable_cpu_mem_arena",
     "enable_mem_pattern": "enable_mem_pattern",
 }
-# Not settable on the native backend of Triton 2.51. Here threads spin while a run lasts and
-# stop when it ends: a single text costs what it costs with spinning on (3.1 against 3.7 ms
-# with spinning off, 2 cores), and an idle model burns no CPU.
-_SPINNING_STOPS_AFTER_EACH_RUN = {
-    "session.intra_op.allow_spinning": "1",
-    "session.inter_op.allow_spinning": "0",
-    "session.force_spinning_stop": "1",
-}
+# Not settable on the native backend of Triton 2.51; always off here. Spinning only while a run
+# lasts (session.force_spinning_stop) was measured too: no faster served, and slower with two
+# encoder instances, whose runs overlap.
+_NO_SPINNING = ("session.intra_op.allow_spinning", "session.inter_op.allow_spinning")
 
 
 def session_options(parameters: dict[str, dict[str, str]]) -> ort.SessionOptions:
@@ -58,8 +54,8 @@ def session_options(parameters: dict[str, dict[str, str]]) -> ort.SessionOptions
             setattr(options, attribute, values[key].lower() in ("1", "true"))
     if values.get("execution_mode") == "1":
         options.execution_mode = ort.ExecutionMode.ORT_PARALLEL
-    for key, value in _SPINNING_STOPS_AFTER_EACH_RUN.items():
-        options.add_session_config_entry(key, value)
+    for key in _NO_SPINNING:
+        options.add_session_config_entry(key, "0")
     return options
 
 
