@@ -364,14 +364,13 @@ def test_huge_texts_do_not_hold_up_small_requests(server: LocalServer) -> None:
 
 
 def test_overload_is_shed_at_once_as_retryable(toy_repository: Path, tmp_path: Path) -> None:
-    """A queue of at most 2 requests: of many concurrent requests the excess is refused at
-    once with OverloadedError; those served are right."""
+    """An encoder queue of at most 2 requests: of many concurrent requests the excess is
+    refused at once with OverloadedError; those served are right."""
     repository = shutil.copytree(toy_repository, tmp_path / "repository")
-    for name in (f"{MODEL}_tokenizer", f"{MODEL}_encoder", f"{MODEL}_postprocess"):
-        path = repository / name / "config.pbtxt"
-        config = text_format.Parse(path.read_text(), mc.ModelConfig())
-        config.dynamic_batching.default_queue_policy.max_queue_size = 2
-        path.write_text(text_format.MessageToString(config))
+    path = repository / f"{MODEL}_encoder" / "config.pbtxt"
+    config = text_format.Parse(path.read_text(), mc.ModelConfig())
+    config.dynamic_batching.default_queue_policy.max_queue_size = 2
+    path.write_text(text_format.MessageToString(config))
     texts = [f"{TEXT} ({i}) " * 4 for i in range(32)]
     with LocalServer(repository, admin_key=KEY) as small_queue:
         once = RetryPolicy(attempts=1)
