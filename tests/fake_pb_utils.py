@@ -22,6 +22,7 @@ class Tensor:
 
 class TritonError:
     INVALID_ARG = 3
+    INTERNAL = 13
 
     def __init__(self, message: str, code: int = 0) -> None:
         self._message, self.code = message, code

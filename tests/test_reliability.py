@@ -83,6 +83,7 @@ class Load:
     texts: list[str]
     expected: np.ndarray
     clients: int = 2
+    protocol: str = "grpc"
     outcomes: list[tuple[float, float, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -90,7 +91,7 @@ class Load:
         self._threads = [threading.Thread(target=self._run) for _ in range(self.clients)]
 
     def _run(self) -> None:
-        with Client(self.url) as client:
+        with Client(self.url, protocol=self.protocol) as client:
             while not self._stop.is_set():
                 started = time.monotonic()
                 try:
@@ -119,11 +120,15 @@ class Load:
         return sum(o[2] == "wrong" for o in self.outcomes)
 
 
-def load_on(server: LocalServer, texts: list[str], clients: int = 2) -> Load:
+def load_on(
+    server: LocalServer, texts: list[str], clients: int = 2, protocol: str = "grpc"
+) -> Load:
     with Client(server.endpoints.grpc_url) as client:
         results = client.classify(texts, model=MODEL)
     expected = np.array([list(result.scores.values()) for result in results])
-    return Load(server.endpoints.grpc_url, texts, expected, clients)
+    endpoints = server.endpoints
+    url = endpoints.grpc_url if protocol == "grpc" else endpoints.http_url
+    return Load(url, texts, expected, clients, protocol)
 
 
 def watch_readiness(server: LocalServer, since: float, timeout: float) -> tuple[float, float]:

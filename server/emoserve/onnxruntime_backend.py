@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import onnxruntime as ort
+from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument  # a request's own fault
 
 try:
     import triton_python_backend_utils as pb_utils
@@ -193,8 +194,13 @@ class TritonPythonModel:
         )
         for result in results:
             if isinstance(result, Exception):
+                code = (
+                    pb_utils.TritonError.INVALID_ARG
+                    if isinstance(result, InvalidArgument)
+                    else pb_utils.TritonError.INTERNAL
+                )
                 responses.append(
-                    pb_utils.InferenceResponse(error=pb_utils.TritonError(str(result)))
+                    pb_utils.InferenceResponse(error=pb_utils.TritonError(str(result), code))
                 )
             else:
                 tensors = [pb_utils.Tensor(name, array) for name, array in result.items()]
