@@ -276,13 +276,15 @@ def test_sigterm_drains_requests_in_flight_and_leaves_no_shared_memory(
 
 @pytest.mark.skipif(shutil.which("nginx") is None, reason="needs nginx (the compose proxy)")
 def test_the_compose_proxy_refuses_what_kills_triton(server: LocalServer, tmp_path: Path):
-    """deploy/nginx.conf, pointed at the local server: form bodies and oversized bodies are
-    refused before Triton reads them; HTTP, gRPC and metrics pass."""
+    """deploy/proxy/nginx.conf, pointed at the local server: form bodies and oversized bodies
+    are refused before Triton reads them; HTTP, gRPC and metrics pass."""
     ports = {port: free_port() for port in (8000, 8001, 8002)}
-    config = (ROOT / "deploy/nginx.conf").read_text()
-    config = config.replace("triton:8000", server.endpoints.http_url)
-    config = config.replace("triton:8001", server.endpoints.grpc_url)
-    config = config.replace("triton:8002", server.endpoints.metrics_url.split("/")[2])
+    upstreams = (ROOT / "deploy/proxy/upstreams-compose.conf").read_text()
+    upstreams = upstreams.replace("triton:8000", server.endpoints.http_url)
+    upstreams = upstreams.replace("triton:8001", server.endpoints.grpc_url)
+    upstreams = upstreams.replace("triton:8002", server.endpoints.metrics_url.split("/")[2])
+    (tmp_path / "upstreams.conf").write_text(upstreams)
+    config = (ROOT / "deploy/proxy/nginx.conf").read_text()
     version = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr
     if re.search(r"nginx/1\.(1\d|2[0-4])\.", version):  # `http2 on` came in 1.25.1
         config = config.replace("listen 8001;\n        http2 on;", "listen 8001 http2;")
