@@ -59,6 +59,7 @@ def test_compose_runs_the_launcher_on_the_images_triton(tmp_path: Path) -> None:
     assert command[:2] == ["emotriton", "serve"]
     args = parse(command[1:])
     assert args.triton_home == Path("/opt/tritonserver") and args.repository == Path("/models")
+    assert args.no_http_guard  # the proxy stands in front (test_the_proxy_is_the_way_in)
     home = args.triton_home
     server = LocalServer(tmp_path, triton_home=home)
     flags = server.command(home / "backends", home / "bin" / "tritonserver")

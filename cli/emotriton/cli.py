@@ -361,7 +361,7 @@ def _serve_options(parser: argparse.ArgumentParser, add: Add) -> None:
         action="store_true",
         help="let Triton serve --http-port and --metrics-port itself, without the guards that "
         "refuse the form bodies which crash it: only behind a proxy that refuses them "
-        "(deploy/proxy/nginx.conf in compose)",
+        "(deploy/proxy/nginx.conf in compose and Kubernetes)",
     )
 
 

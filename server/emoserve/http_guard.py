@@ -1,4 +1,4 @@
-"""The local server's HTTP front door: what deploy/proxy/nginx.conf does in compose.
+"""The local server's HTTP front door: what deploy/proxy/nginx.conf does in compose and Kubernetes.
 
 Triton 2.51's HTTP servers (libevhtp: the HTTP front end, and the metrics server too) die with
 SIGSEGV on a form-urlencoded POST larger than about half a thread stack (~4 MiB): libevhtp parses

@@ -236,7 +236,7 @@ class LocalServer:
     With `http_guard` (the default) the HTTP and metrics ports are `HttpGuard`s, which refuse
     the request bodies that crash Triton's HTTP servers (the metrics one is libevhtp too), and
     Triton's own listen on loopback ports (`triton_http_url`). Turn it off only where a proxy
-    that does the same is in front (deploy/proxy/nginx.conf in compose).
+    that does the same is in front (deploy/proxy/nginx.conf in compose and Kubernetes).
     """
 
     def __init__(
