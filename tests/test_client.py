@@ -177,7 +177,10 @@ def test_malformed_request_json_is_the_requests_fault(server: LocalServer) -> No
     """Triton's HTTP front end answers unparsable JSON with 500 (TritonJson's parse errors are
     INTERNAL); the SDK reports it as the request's fault, not the server's."""
     request = urllib.request.Request(
-        f"http://{server.endpoints.http_url}/v2/models/emotion/infer", data=b"{", method="POST"
+        f"http://{server.endpoints.http_url}/v2/models/emotion/infer",
+        data=b"{",
+        headers={"Content-Type": "application/json"},  # not urllib's default, a form
+        method="POST",
     )
     with pytest.raises(urllib.error.HTTPError) as answer:
         urllib.request.urlopen(request, timeout=10)

@@ -21,6 +21,12 @@ ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
 DEFAULT = re.compile(r"\$\{(\w+):-([^}]*)\}")
+PROXY = ROOT / "deploy/proxy"  # nginx in front of Triton, in compose and in Kubernetes pods
+
+
+def upstreams(path: Path) -> dict[str, str]:
+    """Each upstream of a proxy upstreams file: its name → the HOST:PORT of its one server."""
+    return dict(re.findall(r"upstream (\w+) \{ server ([\w.:-]+); \}", path.read_text()))
 
 
 def with_defaults(value: str) -> str:
@@ -53,11 +59,34 @@ def test_compose_runs_the_launcher_on_the_images_triton(tmp_path: Path) -> None:
     assert command[:2] == ["emotriton", "serve"]
     args = parse(command[1:])
     assert args.triton_home == Path("/opt/tritonserver") and args.repository == Path("/models")
+    assert args.no_http_guard  # the proxy stands in front (test_the_proxy_is_the_way_in)
     home = args.triton_home
     server = LocalServer(tmp_path, triton_home=home)
     flags = server.command(home / "backends", home / "bin" / "tritonserver")
     start = flags.index(SERVER_FLAGS[0])
     assert tuple(flags[start : start + len(SERVER_FLAGS)]) == SERVER_FLAGS
+
+
+def test_the_proxy_is_the_way_in() -> None:
+    """nginx, on deploy/proxy/nginx.conf, forwards to Triton's three ports: the compose upstreams
+    name the triton service on the ports its launcher gives Triton, on every address."""
+    proxy = SERVICES["proxy"]
+    mounts = dict(volume.rsplit(":", 1)[0].split(":") for volume in proxy["volumes"])
+    assert mounts == {
+        "./deploy/proxy/nginx.conf": "/etc/nginx/nginx.conf",
+        "./deploy/proxy/upstreams-compose.conf": "/etc/nginx/upstreams.conf",
+    }
+    config = (PROXY / "nginx.conf").read_text()
+    assert "include upstreams.conf;" in config
+    for name in ("http://triton_http", "grpc://triton_grpc", "http://triton_metrics"):
+        assert f"_pass {name};" in config
+    args = parse(SERVICES["triton"]["command"][1:])
+    assert args.host == "0.0.0.0"
+    assert upstreams(PROXY / "upstreams-compose.conf") == {
+        "triton_http": f"triton:{args.http_port}",
+        "triton_grpc": f"triton:{args.grpc_port}",
+        "triton_metrics": f"triton:{args.metrics_port}",
+    }
 
 
 def test_triton_runs_unprivileged_and_has_time_to_drain() -> None:

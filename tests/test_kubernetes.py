@@ -5,11 +5,13 @@ against their CRDs'), and the manifests agree with docker-compose.yml and the lo
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import re
 import shlex
 import shutil
 import subprocess
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -21,8 +23,9 @@ import yaml
 
 from emoserve import LocalServer
 from emoserve.launcher import EXIT_TIMEOUT_SECS, STANDARD_ENDPOINTS
+from emotriton.cli import parse
 
-from .test_deploy import ROOT, SERVICES
+from .test_deploy import PROXY, ROOT, SERVICES, upstreams, with_defaults
 
 KUBERNETES_VERSION = "1.32"  # the schemas every object is validated against
 KUBERNETES = ROOT / "deploy/kubernetes"
@@ -67,11 +70,60 @@ def json_patch(document: Object, operations: list[Object]) -> None:
             del node[last]
 
 
+def name_suffix(data: dict[str, str]) -> str:
+    """kustomize's hash suffix of a generated ConfigMap (api/hasher): sha256 of Go's JSON of its
+    kind, data and name, whose lookup ("metadata/name" as one key) finds no name."""
+    encoded = json.dumps(
+        {"kind": "ConfigMap", "name": "", "data": data},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    for character, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026")):
+        encoded = encoded.replace(character, escaped)  # Go escapes HTML characters
+    digest = hashlib.sha256(encoded.encode()).hexdigest()[:10]
+    return digest.translate(str.maketrans("013ae", "ghkmt"))
+
+
+def generated_config_maps(directory: Path, generators: list[Object]) -> list[Object]:
+    """configMapGenerator entries made of `files` (KEY=PATH or PATH) and `options.labels`."""
+    objects = []
+    for generator in generators:
+        assert set(generator) <= {"name", "files", "options"}, generator
+        data = {}
+        for entry in generator["files"]:
+            key, _, path = entry.rpartition("=")
+            data[key or Path(path).name] = (directory / path).read_text()
+        metadata = {"name": f"{generator['name']}-{name_suffix(data)}"}
+        if "options" in generator:
+            metadata["labels"] = generator["options"]["labels"]
+        config_map = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": data}
+        objects.append(config_map)
+    return objects
+
+
+def refer_to_generated_names(objects: list[Object]) -> None:
+    """kustomize's name references to generated ConfigMaps, for the one kind ours have: a pod's
+    configMap volume."""
+    generated = {}
+    for config_map in (o for o in objects if o["kind"] == "ConfigMap"):
+        name = config_map["metadata"]["name"]
+        base = name.rsplit("-", 1)[0]
+        if name == f"{base}-{name_suffix(config_map['data'])}":
+            generated[base] = name
+    for workload in (o for o in objects if "template" in o.get("spec", {})):
+        for volume in pod_spec(workload).get("volumes", []):
+            name = volume.get("configMap", {}).get("name")
+            if name in generated:
+                volume["configMap"]["name"] = generated[name]
+
+
 def render_in_python(directory: Path) -> list[Object]:
-    """`kubectl kustomize` for kustomizations made of resources, a namespace (for namespaced
-    objects: all of ours are) and JSON 6902 patches only."""
+    """`kubectl kustomize` for kustomizations made of resources, ConfigMap generators, a
+    namespace (for namespaced objects: all of ours are) and JSON 6902 patches only."""
     kustomization = yaml.safe_load((directory / "kustomization.yaml").read_text())
-    unsupported = set(kustomization) - {"apiVersion", "kind", "resources", "namespace", "patches"}
+    handled = {"apiVersion", "kind", "resources", "configMapGenerator", "namespace", "patches"}
+    unsupported = set(kustomization) - handled
     assert not unsupported, f"{directory}: the Python renderer does not handle {unsupported}"
     objects: list[Object] = []
     for resource in kustomization.get("resources", []):
@@ -80,6 +132,8 @@ def render_in_python(directory: Path) -> list[Object]:
             objects += render_in_python(path)
         else:
             objects += [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+    objects += generated_config_maps(directory, kustomization.get("configMapGenerator", []))
+    refer_to_generated_names(objects)
     for patch in kustomization.get("patches", []):
         operations = yaml.safe_load((directory / patch["path"]).read_text())
         target = patch["target"]
@@ -123,9 +177,15 @@ def pod_spec(workload: Object) -> Object:
     return workload["spec"]["template"]["spec"]
 
 
-def container(workload: Object) -> Object:
-    (only,) = pod_spec(workload)["containers"]
-    return only
+def container(workload: Object, name: str | None = None) -> Object:
+    """The workload's container called `name`, or its only one."""
+    containers = pod_spec(workload)["containers"]
+    (found,) = containers if name is None else [c for c in containers if c["name"] == name]
+    return found
+
+
+def triton(workload: Object) -> Object:
+    return container(workload, "triton")
 
 
 def claims(workload: Object) -> list[str]:
@@ -138,6 +198,14 @@ def claims(workload: Object) -> list[str]:
 def flag(arguments: list[str], name: str) -> str:
     (value,) = [a.split("=", 1)[1] for a in arguments if a.startswith(f"{name}=")]
     return value
+
+
+# Where Triton listens: the one thing in which the pods' flags differ from compose's.
+ADDRESS_FLAGS = ("--host=", "--http-port=", "--grpc-port=", "--metrics-port=")
+
+
+def without_address(arguments: list[str]) -> list[str]:
+    return [a for a in arguments if not a.startswith(ADDRESS_FLAGS)]
 
 
 # --- validation -------------------------------------------------------------------------------
@@ -178,7 +246,7 @@ def test_every_object_validates_against_the_stated_kubernetes_version(directory:
 
 def test_strict_validation_refuses_an_unknown_field() -> None:
     deployment = copy.deepcopy(find(KUBERNETES, "Deployment", "triton"))
-    container(deployment)["readinesProbe"] = container(deployment)["readinessProbe"]
+    triton(deployment)["readinesProbe"] = triton(deployment)["readinessProbe"]
     with pytest.raises(kubernetes_validate.ValidationError):
         validate(deployment)
     service = copy.deepcopy(find(KSERVE, "InferenceService", "emotriton"))
@@ -199,26 +267,57 @@ def test_the_python_renderer_agrees_with_kubectl(directory: Path) -> None:
 # --- agreement with docker-compose.yml ------------------------------------------------------
 
 
-def test_triton_runs_the_compose_image_flags_and_ports() -> None:
-    triton = container(find(KUBERNETES, "Deployment", "triton"))
+def test_triton_runs_the_compose_image_and_flags() -> None:
+    server = triton(find(KUBERNETES, "Deployment", "triton"))
     compose = SERVICES["triton"]
-    assert triton["image"] == compose["image"]
-    assert triton["args"] == compose["command"]
-    standard = STANDARD_ENDPOINTS
-    ports = {standard.http_port, standard.grpc_port, standard.metrics_port}
-    assert {p["containerPort"] for p in triton["ports"]} == ports
-    mounts = {m["name"]: m["mountPath"] for m in triton["volumeMounts"]}
-    assert mounts["models"] == flag(triton["args"], "--repository")
+    assert server["image"] == compose["image"]
+    assert without_address(server["args"]) == without_address(compose["command"])
+    mounts = {m["name"]: m["mountPath"] for m in server["volumeMounts"]}
+    assert mounts["models"] == flag(server["args"], "--repository")
+
+
+def test_triton_listens_on_loopback_behind_the_pods_proxy() -> None:
+    """Only the proxy's ports are the pod's: Triton's are on loopback, where the pod's
+    upstreams point, and the proxy is compose's: the same image, ports and nginx.conf."""
+    objects = render(KUBERNETES)
+    deployment = by_kind_and_name(objects)["Deployment", "triton"]
+    server, proxy = triton(deployment), container(deployment, "proxy")
+    args = parse(server["args"][1:])
+    assert args.host == "127.0.0.1" and args.no_http_guard
+    assert "ports" not in server
+    assert upstreams(PROXY / "upstreams-pod.conf") == {
+        "triton_http": f"127.0.0.1:{args.http_port}",
+        "triton_grpc": f"127.0.0.1:{args.grpc_port}",
+        "triton_metrics": f"127.0.0.1:{args.metrics_port}",
+    }
+    compose = SERVICES["proxy"]
+    assert proxy["image"] == compose["image"]
+    published = {int(with_defaults(p).rsplit(":", 1)[1]) for p in compose["ports"]}
+    assert {p["containerPort"] for p in proxy["ports"]} == published
+    policy = by_kind_and_name(objects)["NetworkPolicy", "triton"]["spec"]
+    assert [p["port"] for p in policy["ingress"][0]["ports"]] == [p["name"] for p in proxy["ports"]]
+    # One nginx.conf: the file compose mounts, with the pod's upstreams beside it.
+    (config,) = [o for o in objects if o["kind"] == "ConfigMap"]
+    assert config["data"] == {
+        "nginx.conf": (PROXY / "nginx.conf").read_text(),
+        "upstreams.conf": (PROXY / "upstreams-pod.conf").read_text(),
+    }
+    (volume,) = [v for v in pod_spec(deployment)["volumes"] if "configMap" in v]
+    assert volume["configMap"]["name"] == config["metadata"]["name"]
+    mounts = {m["name"]: m["mountPath"] for m in proxy["volumeMounts"]}
+    assert mounts[volume["name"]] == "/etc/nginx"
+    assert "./deploy/proxy/nginx.conf:/etc/nginx/nginx.conf:ro" in compose["volumes"]
 
 
 def test_the_kserve_runtime_runs_the_compose_image_and_flags() -> None:
     (runtime,) = find(KSERVE, "ServingRuntime", "emotriton-triton")["spec"]["containers"]
     compose = SERVICES["triton"]
     assert runtime["image"] == compose["image"]
-    # KServe mounts the repository at /mnt/models; every other flag is the same.
+    # KServe mounts the repository at /mnt/models, and no proxy of ours stands in front: the
+    # launcher's HTTP guard (its default) does. Every other flag is the same.
     repository = "--repository=/mnt/models"
     assert runtime["args"] == [repository if a.startswith("--repository=") else a
-                               for a in compose["command"]]  # fmt: skip
+                               for a in compose["command"] if a != "--no-http-guard"]  # fmt: skip
     assert [p["containerPort"] for p in runtime["ports"]] == [8000]
 
 
@@ -233,7 +332,7 @@ def test_shared_memory_is_the_size_compose_gives() -> None:
     deployment = find(KUBERNETES, "Deployment", "triton")
     runtime = find(KSERVE, "ServingRuntime", "emotriton-triton")["spec"]
     for spec, mounts in [
-        (pod_spec(deployment), container(deployment)["volumeMounts"]),
+        (pod_spec(deployment), triton(deployment)["volumeMounts"]),
         (runtime, runtime["containers"][0]["volumeMounts"]),
     ]:
         (shm,) = [m["name"] for m in mounts if m["mountPath"] == "/dev/shm"]
@@ -295,7 +394,7 @@ def test_services_budget_and_monitor_select_the_triton_pods() -> None:
     objects = by_kind_and_name(render(KUBERNETES))
     deployment = objects["Deployment", "triton"]
     pods = deployment["spec"]["template"]["metadata"]["labels"]
-    ports = {p["name"]: p["containerPort"] for p in container(deployment)["ports"]}
+    ports = {p["name"]: p["containerPort"] for p in container(deployment, "proxy")["ports"]}
     assert deployment["spec"]["selector"]["matchLabels"].items() <= pods.items()
     for name in ("triton", "triton-headless"):
         service = objects["Service", name]["spec"]
@@ -342,11 +441,12 @@ def test_the_adapter_rule_queries_metrics_triton_exposes(server) -> None:
 
 def test_in_flight_requests_finish_before_the_pod_is_killed() -> None:
     """The preStop sleep (the Service stops routing) and Triton's exit timeout (in-flight
-    requests) both fit in the grace period."""
+    requests) both fit in the grace period; the proxy sleeps as long, then waits for its
+    requests in flight."""
     deployment = find(KUBERNETES, "Deployment", "triton")
-    triton = container(deployment)
-    sleep, seconds = triton["lifecycle"]["preStop"]["exec"]["command"]
+    sleep, seconds = triton(deployment)["lifecycle"]["preStop"]["exec"]["command"]
     assert sleep == "sleep"
+    assert container(deployment, "proxy")["lifecycle"] == triton(deployment)["lifecycle"]
     # The launcher drains, then gives Triton EXIT_TIMEOUT_SECS, then 5 s before it kills.
     drain_and_exit = EXIT_TIMEOUT_SECS + 5
     assert pod_spec(deployment)["terminationGracePeriodSeconds"] > int(seconds) + drain_and_exit
@@ -371,27 +471,29 @@ def test_the_pods_run_unprivileged() -> None:
 def test_the_gpu_overlay_only_adds_a_gpu_and_its_nodes() -> None:
     gpu = find(GPU, "Deployment", "triton")
     spec = pod_spec(gpu)
-    assert container(gpu)["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert triton(gpu)["resources"]["limits"]["nvidia.com/gpu"] == 1
     assert spec["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
     assert [t["key"] for t in spec["tolerations"]] == ["nvidia.com/gpu"]
-    del container(gpu)["resources"]["limits"]["nvidia.com/gpu"], spec["nodeSelector"]
+    del triton(gpu)["resources"]["limits"]["nvidia.com/gpu"], spec["nodeSelector"]
     del spec["tolerations"]
     assert gpu == find(KUBERNETES, "Deployment", "triton")
     assert by_kind_and_name(render(GPU)).keys() == by_kind_and_name(render(KUBERNETES)).keys()
 
 
 def test_the_object_storage_overlay_only_moves_the_repository() -> None:
-    triton = container(find(OBJECT_STORAGE, "Deployment", "triton"))
-    compose = SERVICES["triton"]["command"]
-    assert flag(triton["args"], "--repository").startswith("s3://")
-    assert [a for a in triton["args"] if not a.startswith("--repository=")] == [
-        a for a in compose if not a.startswith("--repository=")
+    deployment = find(OBJECT_STORAGE, "Deployment", "triton")
+    server = triton(deployment)
+    base = triton(find(KUBERNETES, "Deployment", "triton"))["args"]
+    assert flag(server["args"], "--repository").startswith("s3://")
+    assert [a for a in server["args"] if not a.startswith("--repository=")] == [
+        a for a in base if not a.startswith("--repository=")
     ]
-    spec = pod_spec(find(OBJECT_STORAGE, "Deployment", "triton"))
-    assert claims(find(OBJECT_STORAGE, "Deployment", "triton")) == []
-    assert {m["name"] for m in triton["volumeMounts"]} == {v["name"] for v in spec["volumes"]}
-    assert {v["name"]: v["emptyDir"].get("sizeLimit") for v in spec["volumes"]}["tmp"] == "10Gi"
-    assert [e["secretRef"]["name"] for e in triton["envFrom"]] == ["emotriton-object-storage"]
+    spec = pod_spec(deployment)
+    assert claims(deployment) == []
+    mounted = {m["name"] for each in spec["containers"] for m in each["volumeMounts"]}
+    assert mounted == {v["name"] for v in spec["volumes"]}
+    assert {v["name"]: v for v in spec["volumes"]}["tmp"]["emptyDir"]["sizeLimit"] == "10Gi"
+    assert [e["secretRef"]["name"] for e in server["envFrom"]] == ["emotriton-object-storage"]
 
 
 def test_the_guides_apply_only_kustomizations_validated_here() -> None:
@@ -408,35 +510,52 @@ def test_the_guides_apply_only_kustomizations_validated_here() -> None:
 # --- the probes against the real server ---------------------------------------------------
 
 
-def probes() -> list[tuple[str, Object, list[Object]]]:
-    """(where, httpGet, the container's ports) of every probe on Triton."""
-    triton = container(find(KUBERNETES, "Deployment", "triton"))
+def health_probes() -> dict[str, tuple[str, int]]:
+    """where → (path, port number) of every probe that asks Triton's health: an httpGet on a
+    container port, or a curl on loopback (a tcpSocket probe asks no health)."""
+    deployment = find(KUBERNETES, "Deployment", "triton")
     (runtime,) = find(KSERVE, "ServingRuntime", "emotriton-triton")["spec"]["containers"]
-    return [
-        (f"{where}.{probe}", owner[probe]["httpGet"], owner["ports"])
-        for where, owner in (("deployment", triton), ("kserve", runtime))
-        for probe in ("startupProbe", "readinessProbe", "livenessProbe")
-        if probe in owner
-    ]
+    owners = [(f"deployment.{c['name']}", c) for c in pod_spec(deployment)["containers"]]
+    found = {}
+    for where, owner in [*owners, ("kserve", runtime)]:
+        for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
+            probe = owner.get(kind, {})
+            if "httpGet" in probe:
+                port = probe["httpGet"]["port"]
+                (number,) = [
+                    p["containerPort"]
+                    for p in owner["ports"]
+                    if port in (p.get("name"), p["containerPort"])
+                ]
+                found[f"{where}.{kind}"] = (probe["httpGet"]["path"], number)
+            elif "exec" in probe:
+                curl, *_, url = probe["exec"]["command"]
+                address = urllib.parse.urlsplit(url)
+                assert curl == "curl" and address.hostname == "127.0.0.1", where
+                found[f"{where}.{kind}"] = (address.path, address.port)
+    return found
 
 
-def test_the_probes_ask_the_http_port() -> None:
+def test_the_probes_ask_tritons_health() -> None:
+    """Triton's container asks Triton itself, on loopback, so that its liveness restarts Triton
+    and not the proxy; the proxy's readiness asks through the proxy, so that a pod takes
+    traffic only when the whole way in serves; KServe's ask the launcher's guard."""
+    probes = health_probes()
+    assert all(path in ("/v2/health/ready", "/v2/health/live") for path, _ in probes.values())
+    http_port = int(flag(triton(find(KUBERNETES, "Deployment", "triton"))["args"], "--http-port"))
+    ports = {where.rsplit(".", 1)[0]: port for where, (_, port) in probes.items()}
+    assert ports == {"deployment.triton": http_port, "deployment.proxy": 8000, "kserve": 8000}
+    assert probes["deployment.proxy.readinessProbe"][0] == "/v2/health/ready"
     compose_check = " ".join(SERVICES["triton"]["healthcheck"]["test"])
-    for where, get, ports in probes():
-        port = get["port"]
-        (number,) = [
-            p["containerPort"] for p in ports if port in (p.get("name"), p["containerPort"])
-        ]
-        assert number == 8000, where
-        assert f":{number}/" in compose_check
-        assert get["path"] in ("/v2/health/ready", "/v2/health/live"), where
+    assert f":{STANDARD_ENDPOINTS.http_port}/v2/health/ready" in compose_check
 
 
 @pytest.mark.e2e
 def test_the_local_server_answers_the_probes(tmp_path: Path) -> None:
-    """Triton answers every probe's path on its HTTP port (an empty repository is enough)."""
+    """Triton answers every probe's path, through the guard too (an empty repository is
+    enough)."""
     with LocalServer(tmp_path) as server:
-        for where, get, _ in probes():
-            url = f"http://{server.endpoints.http_url}{get['path']}"
-            with urllib.request.urlopen(url, timeout=5) as response:
-                assert response.status == 200, where
+        for where, (path, _) in health_probes().items():
+            for address in (server.endpoints.http_url, server.triton_http_url):
+                with urllib.request.urlopen(f"http://{address}{path}", timeout=5) as response:
+                    assert response.status == 200, where

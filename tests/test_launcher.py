@@ -73,9 +73,11 @@ def test_binds_loopback_and_stops_with_all_its_processes(repository: Path) -> No
         group = server._process.pid
         assert len(processes_in_group(group)) > 1  # tritonserver and its python backend stubs
         for port in (
-            server.endpoints.http_port,
-            server.endpoints.grpc_port,
+            server.endpoints.http_port,  # the guards'
             server.endpoints.metrics_port,
+            server.triton_http_port,  # Triton's own, behind the guards
+            server.triton_metrics_port,
+            server.endpoints.grpc_port,
         ):
             addresses = listening_addresses(port)
             assert addresses and all(map(is_loopback, addresses)), addresses

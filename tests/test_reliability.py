@@ -1,6 +1,6 @@
-"""Faults under load: a backend process killed, the server killed by one HTTP request, SIGTERM;
-the admin APIs locked; malformed and huge requests beside valid ones; overload shed. Each test
-is bounded in time and requests; loopback only."""
+"""Faults under load: a backend process killed, the HTTP request that kills Triton (refused by
+the guard, and survived without it), SIGTERM; the admin APIs locked; malformed and huge requests
+beside valid ones; overload shed. Each test is bounded in time and requests; loopback only."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ from emoclient import Client, OverloadedError, RetryPolicy
 from emoclient.protocol import TEXT_INPUT
 from emoexport.exporter import ExportOptions, export_classifier
 from emoserve import ADMIN_HEADER, ADMIN_KEY_VARIABLE, LocalServer
+from emoserve.http_guard import MAX_BODY_BYTES
 from emoserve.launcher import EXIT_TIMEOUT_SECS, free_port
 from emoserve.shared_memory import SHM
 from emoserve.supervisor import backend_processes
@@ -84,6 +85,7 @@ class Load:
     expected: np.ndarray
     clients: int = 2
     protocol: str = "grpc"
+    pause: float = 0.0  # seconds between a client's requests
     outcomes: list[tuple[float, float, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -102,6 +104,7 @@ class Load:
                     outcome = f"failed: {error}"
                     time.sleep(0.05)
                 self.outcomes.append((started, time.monotonic(), outcome))
+                time.sleep(self.pause)
 
     def __enter__(self) -> Load:
         for thread in self._threads:
@@ -121,14 +124,30 @@ class Load:
 
 
 def load_on(
-    server: LocalServer, texts: list[str], clients: int = 2, protocol: str = "grpc"
+    server: LocalServer,
+    texts: list[str],
+    clients: int = 2,
+    protocol: str = "grpc",
+    pause: float = 0.0,
 ) -> Load:
     with Client(server.endpoints.grpc_url) as client:
         results = client.classify(texts, model=MODEL)
     expected = np.array([list(result.scores.values()) for result in results])
     endpoints = server.endpoints
     url = endpoints.grpc_url if protocol == "grpc" else endpoints.http_url
-    return Load(url, texts, expected, clients, protocol)
+    return Load(url, texts, expected, clients, protocol, pause)
+
+
+def post(url: str, megabytes: float, content_type: str) -> int:
+    """The status of a POST of `megabytes` of "a" to `url`."""
+    request = urllib.request.Request(
+        url, b"a" * int(megabytes * 2**20), headers={"Content-Type": content_type}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
 
 
 def watch_readiness(server: LocalServer, since: float, timeout: float) -> tuple[float, float]:
@@ -167,34 +186,70 @@ def test_a_killed_backend_process_is_replaced(server: LocalServer, model: str) -
     assert any(start > killed + ready for start, _, outcome in load.outcomes if outcome == "ok")
 
 
+def test_the_http_guard_refuses_what_kills_triton(server: LocalServer) -> None:
+    """With the launcher's defaults, the form bodies that kill Triton's HTTP servers get 415 on
+    the HTTP and metrics ports, and an oversized body 413: Triton never reads them, its process
+    stays the same, and gRPC and HTTP requests sent meanwhile all succeed, right."""
+    pid, restarts = server.pid, len(server.supervisor.recoveries)
+    ready = f"http://{server.endpoints.http_url}/v2/health/ready"
+    metrics = server.endpoints.metrics_url
+    with (
+        load_on(server, [TEXT], clients=1, pause=0.2) as grpc_load,
+        load_on(server, [TEXT], clients=1, protocol="http", pause=0.2) as http_load,
+    ):
+        time.sleep(1)
+        assert post(ready, 4.5, "application/x-www-form-urlencoded") == 415
+        assert post(ready, 50, "application/x-www-form-urlencoded; charset=UTF-8") == 415
+        assert post(ready, 5, "multipart/form-data; boundary=x") == 415
+        assert post(metrics, 50, "application/x-www-form-urlencoded") == 415
+        assert post(ready, MAX_BODY_BYTES / 2**20 + 1, "application/json") == 413
+        assert post(ready, 50, "application/json") == 405  # Triton's own answer: it read it
+        time.sleep(1)
+    outcomes = {"grpc": grpc_load, "http": http_load}
+    print(", ".join(f"{name}: {len(load.failed())} failed of {len(load.outcomes)}"
+                    for name, load in outcomes.items()))  # fmt: skip
+    assert server.pid == pid and server.returncode() is None
+    assert len(server.supervisor.recoveries) == restarts
+    for load in outcomes.values():
+        assert load.outcomes and load.failed() == []
+
+
 @pytest.mark.parametrize("megabytes", [4.5, 50])
 def test_the_http_request_that_kills_triton_is_survived(server: LocalServer, megabytes: float):
-    """Triton 2.51's HTTP front end dies (SIGSEGV) on a large form-urlencoded body; the
-    supervisor starts it again and removes what the dead one left."""
+    """Triton 2.51's HTTP front end dies (SIGSEGV) on a large form-urlencoded body. The guard
+    keeps such bodies away from it; sent to Triton's own port, around the guard, the body kills
+    it, and the supervisor (the fallback) starts it again and removes what the dead one left.
+    The guard goes on forwarding to the restarted server (503 while it is down)."""
     body = b"a" * int(megabytes * 2**20)
-    with load_on(server, [TEXT]) as load:
+    http_load = load_on(server, [TEXT], clients=1, protocol="http", pause=0.05)
+    with load_on(server, [TEXT]) as load, http_load:
         time.sleep(1)
         dead_prefix = server.shm_prefix
         sent = time.monotonic()
         with pytest.raises((urllib.error.URLError, ConnectionError)):
-            urllib.request.urlopen(f"http://{server.endpoints.http_url}/v2/health/ready", body)
+            urllib.request.urlopen(f"http://{server.triton_http_url}/v2/health/ready", body)
         _, ready = watch_readiness(server, sent, timeout=60)
         time.sleep(1)
     restart = server.supervisor.recoveries[-1]
-    print(f"{megabytes} MiB: restarted in {restart.seconds:.1f}s, "
-          f"{len(load.failed())} failed of {len(load.outcomes)}")  # fmt: skip
+    counts = {
+        name: f"{len(each.failed())} failed of {len(each.outcomes)}"
+        for name, each in (("gRPC", load), ("HTTP through the guard", http_load))
+    }
+    print(f"{megabytes} MiB: restarted in {restart.seconds:.1f}s, {counts}")
     assert restart.action == "restart" and restart.subject == str(-signal.SIGSEGV)
-    assert load.wrong() == 0
+    assert load.wrong() == http_load.wrong() == 0
     # A gRPC channel that saw the port closed waits out its reconnect backoff (1 s, with
-    # jitter) before it tries again: a client's matter, not the server's.
-    window = ready + GRPC_RECONNECT_BACKOFF
-    late = [(start - sent, outcome) for start, _, outcome in load.failed() if start > sent + window]
-    assert not late, (ready, late)
+    # jitter) before it tries again: a client's matter, not the server's. HTTP has none.
+    for each, window in ((load, ready + GRPC_RECONNECT_BACKOFF), (http_load, ready)):
+        late = [(start - sent, out) for start, _, out in each.failed() if start > sent + window]
+        assert not late, (ready, late)
+    assert any(start > sent + ready for start, _, outcome in http_load.outcomes if outcome == "ok")
     assert not list(SHM.glob(f"{dead_prefix}*"))
 
 
 def test_admin_apis_need_the_key(server: LocalServer) -> None:
     http = f"http://{server.endpoints.http_url}"
+    json = {"Content-Type": "application/json"}  # urllib's default is a form: the guard's 415
     calls = {
         "logging": ("/v2/logging", b'{"log_verbose_level": 2}'),
         "repository": ("/v2/repository/index", b"{}"),
@@ -207,10 +262,10 @@ def test_admin_apis_need_the_key(server: LocalServer) -> None:
     }
     for name, (path, body) in calls.items():
         with pytest.raises(urllib.error.HTTPError) as refused:
-            urllib.request.urlopen(urllib.request.Request(http + path, body))
+            urllib.request.urlopen(urllib.request.Request(http + path, body, headers=json))
         assert refused.value.code == 403, name
     for path, body in (calls["repository"], calls["statistics"], calls["trace"]):
-        request = urllib.request.Request(http + path, body, headers={ADMIN_HEADER: KEY})
+        request = urllib.request.Request(http + path, body, headers={ADMIN_HEADER: KEY, **json})
         with urllib.request.urlopen(request) as response:
             assert response.status == 200
 
@@ -281,13 +336,16 @@ def test_sigterm_drains_requests_in_flight_and_leaves_no_shared_memory(
 
 @pytest.mark.skipif(shutil.which("nginx") is None, reason="needs nginx (the compose proxy)")
 def test_the_compose_proxy_refuses_what_kills_triton(server: LocalServer, tmp_path: Path):
-    """deploy/nginx.conf, pointed at the local server: form bodies and oversized bodies are
-    refused before Triton reads them; HTTP, gRPC and metrics pass."""
+    """deploy/proxy/nginx.conf, pointed at the local server's Triton (around its guard): form
+    bodies and oversized bodies are refused before Triton reads them; HTTP, gRPC and metrics
+    pass."""
     ports = {port: free_port() for port in (8000, 8001, 8002)}
-    config = (ROOT / "deploy/nginx.conf").read_text()
-    config = config.replace("triton:8000", server.endpoints.http_url)
-    config = config.replace("triton:8001", server.endpoints.grpc_url)
-    config = config.replace("triton:8002", server.endpoints.metrics_url.split("/")[2])
+    upstreams = (ROOT / "deploy/proxy/upstreams-compose.conf").read_text()
+    upstreams = upstreams.replace("triton:8000", server.triton_http_url)
+    upstreams = upstreams.replace("triton:8001", server.endpoints.grpc_url)
+    upstreams = upstreams.replace("triton:8002", f"127.0.0.1:{server.triton_metrics_port}")
+    (tmp_path / "upstreams.conf").write_text(upstreams)
+    config = (ROOT / "deploy/proxy/nginx.conf").read_text()
     version = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr
     if re.search(r"nginx/1\.(1\d|2[0-4])\.", version):  # `http2 on` came in 1.25.1
         config = config.replace("listen 8001;\n        http2 on;", "listen 8001 http2;")
@@ -301,22 +359,12 @@ def test_the_compose_proxy_refuses_what_kills_triton(server: LocalServer, tmp_pa
         while not is_ready_at(http) and time.monotonic() < deadline:
             time.sleep(0.1)
 
-        def post(megabytes: float, content_type: str) -> int:
-            body = b"a" * int(megabytes * 2**20)
-            request = urllib.request.Request(
-                f"{http}/v2/health/ready", body, headers={"Content-Type": content_type}
-            )
-            try:
-                with urllib.request.urlopen(request, timeout=60) as response:
-                    return response.status
-            except urllib.error.HTTPError as error:
-                return error.code
-
+        ready = f"{http}/v2/health/ready"
         restarts = len(server.supervisor.recoveries)
-        assert post(4.5, "application/x-www-form-urlencoded") == 415
-        assert post(50, "application/x-www-form-urlencoded; charset=utf-8") == 415
-        assert post(80, "application/json") == 413
-        assert post(50, "application/json") == 405  # Triton's own answer: it read it, alive
+        assert post(ready, 4.5, "application/x-www-form-urlencoded") == 415
+        assert post(ready, 50, "application/x-www-form-urlencoded; charset=utf-8") == 415
+        assert post(ready, 80, "application/json") == 413
+        assert post(ready, 50, "application/json") == 405  # Triton's own answer: it read it
         assert server.returncode() is None and len(server.supervisor.recoveries) == restarts
         for url, protocol in ((f"127.0.0.1:{ports[8001]}", "grpc"), (http[7:], "http")):
             with Client(url, protocol=protocol) as client:

@@ -357,6 +357,13 @@ def _serve_options(parser: argparse.ArgumentParser, add: Add) -> None:
         help="an installed Triton to run, such as /opt/tritonserver in NGC images "
         "(default: the nvidia-pytriton wheel's)",
     )
+    add(
+        "--no-http-guard",
+        action="store_true",
+        help="let Triton serve --http-port and --metrics-port itself, without the guards that "
+        "refuse the form bodies which crash it: only behind a proxy that refuses them "
+        "(deploy/proxy/nginx.conf in compose and Kubernetes)",
+    )
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -388,6 +395,7 @@ def _serve(args: argparse.Namespace) -> int:
         stream_logs=True,
         grpc_tls=tls,
         triton_home=args.triton_home,
+        http_guard=not args.no_http_guard,
     )
     try:
         server.start()

@@ -38,6 +38,7 @@ from .admin import (
     restriction_flags,
 )
 from .admin import admin_key as generated_admin_key
+from .http_guard import HttpGuard
 from .supervisor import Supervisor
 
 ONNXRUNTIME_BACKEND = Path(__file__).with_name("onnxruntime_backend.py")
@@ -134,7 +135,10 @@ class TritonDistribution:
         return scratch
 
 
-def free_port(host: str = "127.0.0.1") -> int:
+LOOPBACK = "127.0.0.1"
+
+
+def free_port(host: str = LOOPBACK) -> int:
     """A TCP port that nothing listens on now (the OS picks it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((host, 0))
@@ -178,6 +182,11 @@ class GrpcTls:
         return arguments
 
 
+def client_host(bound: str) -> str:
+    """The address a client on this machine reaches a server bound to `bound` at."""
+    return LOOPBACK if bound in ("0.0.0.0", "") else bound
+
+
 @dataclass(frozen=True)
 class Endpoints:
     host: str
@@ -186,20 +195,16 @@ class Endpoints:
     metrics_port: int
 
     @property
-    def _client_host(self) -> str:
-        return "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
-
-    @property
     def grpc_url(self) -> str:
-        return f"{self._client_host}:{self.grpc_port}"
+        return f"{client_host(self.host)}:{self.grpc_port}"
 
     @property
     def http_url(self) -> str:
-        return f"{self._client_host}:{self.http_port}"
+        return f"{client_host(self.host)}:{self.http_port}"
 
     @property
     def metrics_url(self) -> str:
-        return f"http://{self._client_host}:{self.metrics_port}/metrics"
+        return f"http://{client_host(self.host)}:{self.metrics_port}/metrics"
 
 
 # On a machine without an NVIDIA GPU: no pinned or CUDA memory pools and no GPU metrics, which
@@ -216,7 +221,7 @@ def has_nvidia_gpu() -> bool:
 
 
 # Triton's own defaults: what `emotriton serve` binds unless told otherwise.
-STANDARD_ENDPOINTS = Endpoints(host="127.0.0.1", http_port=8000, grpc_port=8001, metrics_port=8002)
+STANDARD_ENDPOINTS = Endpoints(host=LOOPBACK, http_port=8000, grpc_port=8001, metrics_port=8002)
 
 
 class LocalServer:
@@ -227,6 +232,11 @@ class LocalServer:
     APIs answer only requests that carry `admin_key` (EMOTRITON_ADMIN_KEY, or a random key).
     Ports left as None are picked free, which is what tests want. Logs go to `log_path` (a file
     in the server's scratch directory) unless `stream_logs` sends them to the console.
+
+    With `http_guard` (the default) the HTTP and metrics ports are `HttpGuard`s, which refuse
+    the request bodies that crash Triton's HTTP servers (the metrics one is libevhtp too), and
+    Triton's own listen on loopback ports (`triton_http_url`). Turn it off only where a proxy
+    that does the same is in front (deploy/proxy/nginx.conf in compose and Kubernetes).
     """
 
     def __init__(
@@ -243,6 +253,7 @@ class LocalServer:
         grpc_tls: GrpcTls | None = None,
         triton_home: Path | None = None,
         admin_key: str | None = None,
+        http_guard: bool = True,
     ) -> None:
         location = os.fspath(repository)
         # s3://, gs:// and as:// repositories Triton reads itself (its cloud credentials).
@@ -261,7 +272,21 @@ class LocalServer:
         self.grpc_tls = grpc_tls
         self.triton_home = triton_home
         self.admin_key = admin_key or generated_admin_key()
-        self.admin = AdminApi(self.endpoints.http_url, self.admin_key)
+        # Where Triton's HTTP servers listen: behind the guards, loopback ports of their own.
+        self.triton_host = LOOPBACK if http_guard else host
+        self.triton_http_port = free_port() if http_guard else self.endpoints.http_port
+        self.triton_metrics_port = free_port() if http_guard else self.endpoints.metrics_port
+        guarded = (
+            ((self.endpoints.http_port, self.triton_http_port),
+             (self.endpoints.metrics_port, self.triton_metrics_port))
+            if http_guard else ()
+        )  # fmt: skip
+        self.guards = tuple(
+            HttpGuard(host, public, f"{LOOPBACK}:{triton}") for public, triton in guarded
+        )
+        # The launcher's own calls (readiness, the admin API) go to Triton's HTTP front end
+        # directly: they ask about Triton itself, not the way in, and never send a form.
+        self.admin = AdminApi(self.triton_http_url, self.admin_key)
         self.shm_prefix = ""
         self.supervisor: Supervisor | None = None
         self._distribution: TritonDistribution | None = None
@@ -275,6 +300,12 @@ class LocalServer:
         return None if self._workdir is None or self.stream_logs else self._workdir / "triton.log"
 
     @property
+    def triton_http_url(self) -> str:
+        """HOST:PORT of Triton's own HTTP front end: behind the guard, a loopback port that only
+        the guard and the launcher use."""
+        return f"{client_host(self.triton_host)}:{self.triton_http_port}"
+
+    @property
     def pid(self) -> int:
         assert self._process is not None, "server not started"
         return self._process.pid
@@ -285,12 +316,12 @@ class LocalServer:
             str(binary),
             f"--model-repository={self.repository}",
             f"--backend-directory={backend_directory}",
-            f"--http-address={endpoints.host}",
-            f"--http-port={endpoints.http_port}",
+            f"--http-address={self.triton_host}",
+            f"--http-port={self.triton_http_port}",
             f"--grpc-address={endpoints.host}",
             f"--grpc-port={endpoints.grpc_port}",
-            f"--metrics-address={endpoints.host}",
-            f"--metrics-port={endpoints.metrics_port}",
+            f"--metrics-address={self.triton_host}",
+            f"--metrics-port={self.triton_metrics_port}",
             f"--log-verbose={self.log_verbose}",
             *server_flags(self.admin_key, self.shm_prefix),
             *(() if has_nvidia_gpu() else CPU_ONLY_FLAGS),
@@ -322,6 +353,8 @@ class LocalServer:
         if not self.stream_logs:
             self._log = open(self.log_path, "ab")  # noqa: SIM115 (closed in shutdown)
         try:
+            for guard in self.guards:
+                self._start_guard(guard)
             self._spawn(threading.Event())
         except BaseException:
             self.shutdown()
@@ -329,6 +362,15 @@ class LocalServer:
         self.supervisor = Supervisor(self)
         self.supervisor.start()
         return self
+
+    def _start_guard(self, guard: HttpGuard) -> None:
+        """Before Triton, so that a taken HTTP port fails the start at once, not after loading
+        the models; it answers 503 until Triton listens."""
+        try:
+            guard.start()
+        except OSError as error:
+            address = f"{guard.host}:{guard.port}"
+            raise LauncherError(f"cannot serve HTTP on {address}: {error}") from None
 
     def _spawn(self, cancel: threading.Event) -> None:
         """Start tritonserver and wait until it is ready, or `cancel` is set."""
@@ -367,7 +409,7 @@ class LocalServer:
         self._process.wait()
 
     def _wait_ready(self, cancel: threading.Event) -> None:
-        url = f"http://{self.endpoints.http_url}/v2/health/ready"
+        url = f"http://{self.triton_http_url}/v2/health/ready"
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline and not cancel.is_set():
             assert self._process is not None
@@ -438,8 +480,11 @@ class LocalServer:
         self._process = None
 
     def shutdown(self) -> None:
-        """Drain and stop the server, and remove what it leaves; safe to call again."""
+        """Drain and stop the server, then the guards, and remove what they leave; safe to call
+        again."""
         self._terminate(drain=True)
+        for guard in self.guards:
+            guard.stop()
         if self._log is not None:
             self._log.close()
             self._log = None
