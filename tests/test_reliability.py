@@ -73,7 +73,10 @@ def is_ready_at(http: str) -> bool:
 
 
 def is_ready(server: LocalServer) -> bool:
-    return is_ready_at(f"http://{server.endpoints.http_url}")
+    """Triton's own readiness, on its port. Through the guard, a pooled connection that Triton's
+    HTTP front end serves on the same thread as the supervisor's model load waits for the load:
+    the answer comes after a repair's short unready window has closed."""
+    return is_ready_at(f"http://{server.triton_http_url}")
 
 
 @dataclass
@@ -159,7 +162,7 @@ def watch_readiness(server: LocalServer, since: float, timeout: float) -> tuple[
             unready = time.monotonic() - since
         elif unready is not None and ready:
             return unready, time.monotonic() - since
-        time.sleep(0.05)
+        time.sleep(0.005)  # a repair can take under 0.1 s: look often
     raise AssertionError(f"not ready again within {timeout}s (unready after {unready})")
 
 
