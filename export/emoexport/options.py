@@ -29,8 +29,12 @@ def option(default: Any, help: str, **argparse_options: Any) -> Any:
 class Batching:
     """How the models of one ensemble batch, and the encoder's threads.
 
-    Only the encoder waits `max_queue_delay_us` for more requests; the other models are cheap
-    and batch whatever queued while they were busy, so a lone text pays one window, not four.
+    No model waits for more requests by default: each batches whatever queued while it was busy,
+    which under load is a full batch (ragged batching merges any lengths), and a lone text pays
+    no window. Measured on 2 cores: a 500 µs window made a single text 0.4-0.6 ms slower and
+    32 clients no faster. `max_queue_delay_us` sets the encoder's window for the devices where
+    a bigger batch is worth a wait (GPUs).
+
     Load shedding, at the encoder (where work waits): requests beyond `max_queue_size` waiting,
     or waiting longer than `queue_timeout_us` (or the request's own, shorter deadline), are
     rejected at once with UNAVAILABLE, which the SDK raises as OverloadedError. The defaults
@@ -40,7 +44,7 @@ class Batching:
 
     max_batch_size: int = option(64, "most texts per request and per batch", type=int)
     max_queue_delay_us: int = option(
-        500, "the encoder's batching window (the other models take no window)", type=int
+        0, "the encoder's batching window in µs (the other models take none)", type=int
     )
     encoder_threads: int = 0  # onnxruntime intra-op threads; 0: one per core
     max_queue_size: int = option(
