@@ -37,9 +37,9 @@ class Batching:
 
     Load shedding, at the encoder (where work waits): requests beyond `max_queue_size` waiting,
     or waiting longer than `queue_timeout_us` (or the request's own, shorter deadline), are
-    rejected at once with UNAVAILABLE, which the SDK raises as OverloadedError. The defaults
-    keep a backlog of well under a second at the encoder's rate on 2 CPU cores
-    (docs/reliability.md has the open-loop measurements).
+    rejected at once with UNAVAILABLE, which the SDK raises as OverloadedError. 64 single texts
+    are about a quarter of a second of the encoder's work on 2 CPU cores; the timeout is for
+    bigger requests and stalls (docs/reliability.md has the open-loop measurements).
     """
 
     max_batch_size: int = option(64, "most texts per request and per batch", type=int)
@@ -53,7 +53,7 @@ class Batching:
         type=int,
     )
     queue_timeout_us: int = option(
-        500_000,
+        1_000_000,
         "longest wait in the encoder's queue before a request is shed (0: no limit)",
         type=int,
     )

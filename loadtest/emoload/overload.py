@@ -23,10 +23,9 @@ import numpy as np
 from emoclient import AsyncClient, InferenceTimeoutError, OverloadedError, RetryPolicy
 from emoexport.options import option
 
-from .bench import settled_metrics
+from .bench import ModelStats, model_stats, settled_metrics
 
 SERVED, SHED, TIMED_OUT = "served", "shed", "timed out"
-_INFERENCES = "nv_inference_count"  # texts a model computed (failed and rejected ones excluded)
 
 
 @dataclass(frozen=True)
@@ -72,7 +71,9 @@ class OverloadReport:
     shed_p50_ms: float | None
     shed_p99_ms: float | None
     texts_answered: int
-    texts_computed: dict[str, int] = field(default_factory=dict)  # per composing model
+    # Per composing model, from Triton's metrics: texts computed (those refused excluded), and
+    # the average queue and compute time per request.
+    triton: list[ModelStats] = field(default_factory=list)
 
     @classmethod
     def of(
@@ -81,7 +82,7 @@ class OverloadReport:
         capacity: float | None,
         options: OverloadOptions,
         rate: float,
-        computed: dict[str, int],
+        triton: list[ModelStats],
     ) -> OverloadReport:
         served = [o.seconds for o in outcomes if o.kind == SERVED]
         shed = [o.seconds for o in outcomes if o.kind == SHED]
@@ -98,34 +99,38 @@ class OverloadReport:
             shed_p50_ms=_p(shed, 50),
             shed_p99_ms=_p(shed, 99),
             texts_answered=len(served),
-            texts_computed=computed,
+            triton=triton,
         )
 
     def computed_for_nobody(self) -> dict[str, int]:
         """Texts each model computed beyond those answered: for callers that had gone."""
-        return {m: n - self.texts_answered for m, n in self.texts_computed.items()}
+        return {stats.model: stats.texts - self.texts_answered for stats in self.triton}
 
     def to_json(self) -> str:
         return json.dumps({**asdict(self), "computed_for_nobody": self.computed_for_nobody()})
 
     def to_markdown(self) -> str:
+        served = f"{self.served_p50_ms} / {self.served_p99_ms} / {self.served_max_ms} ms"
         rows = [
             ("offered", f"{self.rate_rps} requests/s for {self.duration_s:.0f} s"),
             ("capacity (closed loop)", f"{self.capacity_rps} requests/s"),
             ("sent", str(self.sent)),
             *((kind, str(n)) for kind, n in sorted(self.outcomes.items())),
-            (
-                "served p50 / p99 / max",
-                f"{self.served_p50_ms} / {self.served_p99_ms} / "
-                f"{self.served_max_ms} ms (deadline {self.timeout_s * 1000:.0f} ms)",
-            ),
+            ("served p50 / p99 / max", f"{served} (deadline {self.timeout_s * 1000:.0f} ms)"),
             ("shed: p50 / p99 time to the refusal", f"{self.shed_p50_ms} / {self.shed_p99_ms} ms"),
+        ]
+        summary = ["| | |", "| --- | ---: |", *(f"| {a} | {b} |" for a, b in rows)]
+        nobody = self.computed_for_nobody()
+        models = [
+            "| model | texts computed | for nobody | queue ms/request | compute ms/request |",
+            "| --- | ---: | ---: | ---: | ---: |",
             *(
-                (f"texts {model} computed for nobody", str(n))
-                for model, n in self.computed_for_nobody().items()
+                f"| {m.model} | {m.texts} | {nobody[m.model]} | {m.queue_ms:.1f} | "
+                f"{m.compute_ms:.1f} |"
+                for m in self.triton
             ),
         ]
-        return "\n".join(["| | |", "| --- | ---: |", *(f"| {a} | {b} |" for a, b in rows)])
+        return "\n".join([*summary, "", *models])
 
 
 async def _one(client: AsyncClient, model: str, text: str) -> Outcome:
@@ -174,12 +179,6 @@ async def _open_loop(options: OverloadOptions, rate: float) -> list[Outcome]:
         return list(await asyncio.gather(*tasks))
 
 
-def _computed(options: OverloadOptions) -> dict[str, int]:
-    """Texts each composing model has computed so far."""
-    samples = settled_metrics(options.metrics_url)
-    return {model: int(samples.get((_INFERENCES, model), 0)) for model in options.models}
-
-
 def run_overload(options: OverloadOptions, log: Callable[[str], None] = print) -> OverloadReport:
     capacity = None
     rate = options.rate
@@ -191,8 +190,7 @@ def run_overload(options: OverloadOptions, log: Callable[[str], None] = print) -
         capacity = asyncio.run(_closed_loop(options))
         rate = options.multiple * capacity
     log(f"open loop: {rate:.0f} requests/s for {options.duration:.0f} s")
-    before = _computed(options)
+    before = settled_metrics(options.metrics_url)
     outcomes = asyncio.run(_open_loop(options, rate))
-    after = _computed(options)
-    computed = {m: n - before.get(m, 0) for m, n in after.items()}
-    return OverloadReport.of(outcomes, capacity, options, rate, computed)
+    triton = model_stats(before, settled_metrics(options.metrics_url), options.models)
+    return OverloadReport.of(outcomes, capacity, options, rate, triton)

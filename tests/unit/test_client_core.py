@@ -396,10 +396,11 @@ def test_a_shed_request_is_retried_with_backoff(
 
 @pytest.mark.parametrize("protocol", ["grpc", "http"])
 def test_the_timeout_travels_as_the_requests_deadline(protocol: str) -> None:
-    """In microseconds, which a model's queue policy enforces; gRPC's call deadline too."""
+    """Half of it as the request's own, in microseconds, which a model's queue policy enforces
+    (the other half is for the compute); the whole of it as gRPC's call deadline."""
     with Client(DEFAULT_URLS[protocol], protocol=protocol, timeout=2.5) as timed:
         options = timed._infer_request("toy", encode_texts(["hi"])).keywords
-        assert options["timeout"] == 2_500_000
+        assert options["timeout"] == 1_250_000
         assert options.get("client_timeout") == (2.5 if protocol == "grpc" else None)
     with Client(DEFAULT_URLS[protocol], protocol=protocol, timeout=None) as patient:
         assert "timeout" not in patient._infer_request("toy", encode_texts(["hi"])).keywords
