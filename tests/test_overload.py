@@ -42,7 +42,7 @@ def test_open_loop_overload_is_shed_at_once_and_accounted_for(
             texts=texts,
             multiple=2.0,
             duration=4.0,
-            timeout=2.0,
+            timeout=10.0,
             capacity_clients=16,
             capacity_seconds=3.0,
         )
@@ -54,7 +54,8 @@ def test_open_loop_overload_is_shed_at_once_and_accounted_for(
     assert report.sent == int(report.rate_rps * 4.0) == sum(report.outcomes.values())
     assert set(report.outcomes) <= {SERVED, SHED}, report.outcomes  # nothing else went wrong
     assert report.outcomes.get(SHED) and report.shed_p50_ms < 100  # shed at once
-    assert report.served_max_ms < 2000  # within the deadline
+    # Within the queue's 1 s and the batch after it, far inside the deadline.
+    assert report.served_max_ms < 5000
     encoder = f"{MODEL}_encoder"
     assert report.computed_for_nobody()[encoder] == 0
     assert json.loads(report.to_json())["computed_for_nobody"][encoder] == 0
