@@ -4,10 +4,12 @@ beside valid ones; overload shed. Each test is bounded in time and requests; loo
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import signal
+import socket
 import stat
 import struct
 import subprocess
@@ -17,6 +19,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +31,7 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
-from emoclient import Client, OverloadedError, RetryPolicy
+from emoclient import Client, OverloadedError, RetryPolicy, ServerUnavailableError
 from emoclient.protocol import TEXT_INPUT
 from emoexport.exporter import ExportOptions, export_classifier
 from emoserve import ADMIN_HEADER, ADMIN_KEY_VARIABLE, LocalServer
@@ -337,17 +340,17 @@ def test_sigterm_drains_requests_in_flight_and_leaves_no_shared_memory(
     assert not [p for p in SHM.glob("emotriton_*") if f"_{serve.pid}_" in p.name]
 
 
-@pytest.mark.skipif(shutil.which("nginx") is None, reason="needs nginx (the compose proxy)")
-def test_the_compose_proxy_refuses_what_kills_triton(server: LocalServer, tmp_path: Path):
-    """deploy/proxy/nginx.conf, pointed at the local server's Triton (around its guard): form
-    bodies and oversized bodies are refused before Triton reads them; HTTP, gRPC and metrics
-    pass."""
+needs_nginx = pytest.mark.skipif(shutil.which("nginx") is None, reason="needs nginx (compose's)")
+
+
+@contextmanager
+def compose_proxy(tmp_path: Path, http: str, grpc_url: str, metrics: str) -> Iterator[dict]:
+    """deploy/proxy/nginx.conf on free loopback ports, with compose's upstreams pointed at
+    `http`, `grpc_url` and `metrics` (HOST:PORT); its ports, by compose's port."""
     ports = {port: free_port() for port in (8000, 8001, 8002)}
     upstreams = (ROOT / "deploy/proxy/upstreams-compose.conf").read_text()
-    upstreams = upstreams.replace("triton:8000", server.triton_http_url)
-    upstreams = upstreams.replace("triton:8001", server.endpoints.grpc_url)
-    upstreams = upstreams.replace("triton:8002", f"127.0.0.1:{server.triton_metrics_port}")
-    (tmp_path / "upstreams.conf").write_text(upstreams)
+    upstreams = upstreams.replace("triton:8000", http).replace("triton:8001", grpc_url)
+    (tmp_path / "upstreams.conf").write_text(upstreams.replace("triton:8002", metrics))
     config = (ROOT / "deploy/proxy/nginx.conf").read_text()
     version = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr
     if re.search(r"nginx/1\.(1\d|2[0-4])\.", version):  # `http2 on` came in 1.25.1
@@ -357,11 +360,29 @@ def test_the_compose_proxy_refuses_what_kills_triton(server: LocalServer, tmp_pa
     (tmp_path / "nginx.conf").write_text(config.replace("/dev/stdout", "off"))
     proxy = subprocess.Popen(["nginx", "-c", str(tmp_path / "nginx.conf"), "-g", "daemon off;"])
     try:
-        http = f"http://127.0.0.1:{ports[8000]}"
         deadline = time.monotonic() + 10
-        while not is_ready_at(http) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", ports[8000]), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield ports
+    finally:
+        proxy.terminate()
+        proxy.wait()
 
+
+@needs_nginx
+def test_the_compose_proxy_refuses_what_kills_triton(server: LocalServer, tmp_path: Path):
+    """deploy/proxy/nginx.conf, pointed at the local server's Triton (around its guard): form
+    bodies and oversized bodies are refused before Triton reads them; HTTP, gRPC and metrics
+    pass."""
+    metrics = f"127.0.0.1:{server.triton_metrics_port}"
+    with compose_proxy(
+        tmp_path, server.triton_http_url, server.endpoints.grpc_url, metrics
+    ) as ports:
+        http = f"http://127.0.0.1:{ports[8000]}"
         ready = f"{http}/v2/health/ready"
         restarts = len(server.supervisor.recoveries)
         assert post(ready, 4.5, "application/x-www-form-urlencoded") == 415
@@ -374,9 +395,22 @@ def test_the_compose_proxy_refuses_what_kills_triton(server: LocalServer, tmp_pa
                 assert client.classify(TEXT, model=MODEL)[0].labels
         with urllib.request.urlopen(f"http://127.0.0.1:{ports[8002]}/metrics") as response:
             assert b"nv_inference_request_success" in response.read()
-    finally:
-        proxy.terminate()
-        proxy.wait()
+
+
+@needs_nginx
+def test_the_compose_proxy_says_unavailable_while_triton_is_down(tmp_path: Path) -> None:
+    """With nothing behind it (Triton restarting), the proxy answers a JSON 503, as Triton and
+    the local guard do, and the SDK raises the retryable ServerUnavailableError."""
+    dead = f"127.0.0.1:{free_port()}"
+    with compose_proxy(tmp_path, dead, dead, dead) as ports:
+        request = urllib.request.Request(f"http://127.0.0.1:{ports[8000]}/v2/health/ready")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        assert refused.value.code == 503 and "error" in json.loads(refused.value.read())
+        once = RetryPolicy(attempts=1)
+        client = Client(f"127.0.0.1:{ports[8000]}", protocol="http", retry=once)
+        with client, pytest.raises(ServerUnavailableError):
+            client.classify(TEXT, model=MODEL)
 
 
 def malformed_text_request(url: str) -> str:

@@ -281,7 +281,6 @@ _NOT_LOADED = "has no available versions"
 # Triton's answer to a call of a restricted API without the key: HTTP 403, and over gRPC an
 # UNAVAILABLE whose message says so ("This protocol is restricted, expecting header ...").
 _RESTRICTED = "is restricted, expecting header"
-# A model's queue policy shedding a request (Triton's RequestQueue: both UNAVAILABLE).
 # Triton times a request's wait in a queue, not its compute: a request let wait its caller's
 # whole deadline would be computed after the caller left. It may wait half; the other half is
 # for the batch it joins and the round trip (a 64-text batch is about 0.35 s on 2 CPU cores).
@@ -289,7 +288,11 @@ _RESTRICTED = "is restricted, expecting header"
 # gone when the whole timeout was sent, 0 with half (docs/reliability.md).
 QUEUE_SHARE_OF_TIMEOUT = 0.5
 
+# A model's queue policy shedding a request (Triton's RequestQueue: both UNAVAILABLE).
 _SHED = ("exceeds maximum queue size", "request timeout expired")
+# HTTP statuses that say the server cannot be reached now: Triton's (or the launcher's guard's)
+# 503, and 502 from a proxy in front (compose's and the pods' nginx) while Triton restarts.
+_UNREACHABLE = ("502", "503")
 
 
 def translate(status: str, message: str, url: str, timeout: float | None) -> EmotritonError | None:
@@ -302,7 +305,9 @@ def translate(status: str, message: str, url: str, timeout: float | None) -> Emo
         return PermissionDeniedError(
             f"{url} restricts this API to its operator: {message} (pass admin_key=)"
         )
-    unreachable = "UNAVAILABLE" in status or status == "503" or "failed to connect" in lowered
+    unreachable = (
+        status in _UNREACHABLE or "UNAVAILABLE" in status or "failed to connect" in lowered
+    )
     if unreachable or _NOT_LOADED in lowered:
         return ServerUnavailableError(url, message)
     if "DEADLINE_EXCEEDED" in status or "timed out" in lowered or "deadline" in lowered:

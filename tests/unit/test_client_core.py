@@ -246,6 +246,7 @@ def server_exception(message: str, status: str) -> InferenceServerException:
         ("StatusCode.UNAVAILABLE", "Socket closed", ServerUnavailableError),
         ("", "failed to connect to all addresses", ServerUnavailableError),
         ("503", "Server not ready", ServerUnavailableError),
+        ("502", "<html><head><title>502 Bad Gateway</title></head></html>", ServerUnavailableError),
         (
             "StatusCode.NOT_FOUND",
             "Request for unknown model: 'toy' has no available versions",
