@@ -53,6 +53,8 @@ def assert_usage_error(run: subprocess.CompletedProcess[str], says: str) -> None
         (["train-head", "--data", "d", "--out", "o"], {"EMOTRITON_TRAIN_HEAD_SEED": "x"}, "SEED"),
         (["eval", "--model", "m", "--data", "d"], {"EMOTRITON_URL": UNREACHABLE}, "not a dir"),
         (["classify", "--model", "m", "--url", UNREACHABLE, "hi"], {}, "no Triton server"),
+        (["bench", "--model", "x", "--repository", "."], {}, ". has no model 'x'"),
+        (["overload", "--model", "x", "--repository", "."], {}, ". has no model 'x'"),
     ],
 )
 def test_errors_of_use_are_one_line_and_exit_2(
@@ -116,3 +118,12 @@ def test_an_existing_export_is_refused_before_any_work(tmp_path: Path) -> None:
     run = emotriton("export", "nowhere", "--name", "t", "--repository", str(tmp_path / "repo"))
     assert_usage_error(run, "t_encoder already in")
     assert "loading" not in run.stderr  # refused before the source was even looked at
+
+
+@pytest.mark.parametrize("field", ["duration", "multiple", "rate", "timeout", "capacity_clients"])
+def test_overload_refuses_numbers_that_are_not_positive(field: str) -> None:
+    from emoload.errors import LoadTestError
+    from emoload.overload import OverloadOptions
+
+    with pytest.raises(LoadTestError, match="must be positive"):
+        OverloadOptions("m", "", "", [], ["hi"], **{field: 0})

@@ -572,9 +572,10 @@ def _bench_options(parser: argparse.ArgumentParser, add: Add) -> None:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from emoload.bench import BenchOptions, read_texts, run_bench, write
+    from emoload.bench import BenchOptions, composing_models, read_texts, run_bench, write
 
     _quiet_transformers()
+    composing_models(args.repository, args.model)  # the model exists, before a server starts
     with _measured_server(args) as (url, metrics_url, admin_key):
         options = BenchOptions(
             model=args.model,
@@ -610,15 +611,17 @@ def _overload(args: argparse.Namespace) -> int:
     from emoload.bench import composing_models, read_texts
     from emoload.overload import OverloadOptions, run_overload
 
+    # Checked before a local server starts; the server's URLs are filled in once it runs.
+    options = _from_options(
+        OverloadOptions,
+        args,
+        url="",
+        metrics_url="",
+        models=composing_models(args.repository, args.model),
+        texts=read_texts(args.data, 10_000),
+    )
     with _measured_server(args) as (url, metrics_url, _):
-        options = _from_options(
-            OverloadOptions,
-            args,
-            url=url,
-            metrics_url=metrics_url,
-            models=composing_models(args.repository, args.model),
-            texts=read_texts(args.data, 10_000),
-        )
+        options = dataclasses.replace(options, url=url, metrics_url=metrics_url)
         report = run_overload(options, log=_log)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "overload.json").write_text(report.to_json())

@@ -36,7 +36,7 @@ from contextlib import ExitStack, closing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .errors import PeerUnavailableError
+from .errors import LoadTestError, PeerUnavailableError
 
 DEFAULT_CORPUS = Path(__file__).with_name("corpus.txt")
 REFERENCE = "served, 32 clients x 1 text"
@@ -254,10 +254,15 @@ def settled_metrics(url: str, timeout: float = 2.0) -> dict[tuple[str, str], flo
 
 
 def composing_models(repository: Path, ensemble: str) -> list[str]:
-    """The models the ensemble's steps call, in order."""
+    """The models the ensemble's steps call, in order; LoadTestError when `repository` has no
+    ensemble of that name."""
     from emoexport.inprocess import read_config
 
+    if not (repository / ensemble / "config.pbtxt").is_file():
+        raise LoadTestError(f"{repository} has no model {ensemble!r}")
     steps = read_config(repository / ensemble).ensemble_scheduling.step
+    if not steps:
+        raise LoadTestError(f"{repository}/{ensemble} is not an ensemble")
     return [step.model_name for step in steps]
 
 

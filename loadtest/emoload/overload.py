@@ -24,6 +24,7 @@ from emoclient import AsyncClient, InferenceTimeoutError, OverloadedError, Retry
 from emoexport.options import option
 
 from .bench import ModelStats, model_stats, settled_metrics
+from .errors import LoadTestError
 
 SERVED, SHED, TIMED_OUT = "served", "shed", "timed out"
 
@@ -41,10 +42,23 @@ class OverloadOptions:
     )
     duration: float = option(30.0, "seconds of open-loop load", type=float)
     timeout: float = option(
-        5.0, "each request's deadline in seconds, sent to the server", type=float
+        5.0, "each request's deadline in seconds (the SDK's timeout)", type=float
     )
     capacity_clients: int = option(32, "closed-loop clients that measure the capacity", type=int)
     capacity_seconds: float = option(10.0, "seconds the capacity is measured for", type=float)
+
+    def __post_init__(self) -> None:
+        numbers = {
+            "multiple": self.multiple,
+            "rate": self.rate if self.rate is not None else 1.0,
+            "duration": self.duration,
+            "timeout": self.timeout,
+            "capacity clients": self.capacity_clients,
+            "capacity seconds": self.capacity_seconds,
+        }
+        for name, value in numbers.items():
+            if value <= 0:
+                raise LoadTestError(f"the {name} must be positive, not {value}")
 
 
 @dataclass(frozen=True)
