@@ -88,7 +88,8 @@ def test_a_peer_is_found_where_asked_then_in_the_peers_venv_then_on_path(
 def test_a_missing_peer_is_reported_as_skipped_with_why(tmp_path: Path) -> None:
     options = BenchOptions(
         model="m", url="localhost:1", metrics_url="http://localhost:1/metrics",
-        repository=tmp_path, texts=["a"], perf_analyzer=tmp_path / "missing",
+        repository=tmp_path, models=["m_encoder"], texts=["a"],
+        perf_analyzer=tmp_path / "missing",
     )  # fmt: skip
     report = BenchReport("m", "machine", 1)
     bench._peer("perf_analyzer", lambda: bench._perf_analyzer(options, report), report)

@@ -575,13 +575,14 @@ def _bench(args: argparse.Namespace) -> int:
     from emoload.bench import BenchOptions, composing_models, read_texts, run_bench, write
 
     _quiet_transformers()
-    composing_models(args.repository, args.model)  # the model exists, before a server starts
+    models = composing_models(args.repository, args.model)  # before a server starts
     with _measured_server(args) as (url, metrics_url, admin_key):
         options = BenchOptions(
             model=args.model,
             url=url,
             metrics_url=metrics_url,
             repository=args.repository,
+            models=models,
             texts=read_texts(args.data, args.texts),
             concurrency=args.concurrency,
             batch_size=args.batch_size,

@@ -300,6 +300,7 @@ class BenchOptions:
     url: str  # gRPC HOST:PORT
     metrics_url: str
     repository: Path  # the exported repository the server serves
+    models: Sequence[str]  # the ensemble's composing models (composing_models), for their stats
     texts: list[str]
     concurrency: Sequence[int] = (1, 8, 32)
     batch_size: int = 32
@@ -333,13 +334,12 @@ def _served_loads(
     grouped = batches(options.texts, options.batch_size)
     contender = f"served, {options.batch_clients} clients x {options.batch_size} texts"
     loads.append((contender, grouped, options.batch_clients))
-    models = composing_models(options.repository, options.model)
     for contender, items, workers in loads:
         calls = warmed(make_call, workers, items[0])
         before = settled_metrics(options.metrics_url)
         report.runs.append(timed(contender, items, calls))
         after = settled_metrics(options.metrics_url)
-        report.triton[contender] = model_stats(before, after, models)
+        report.triton[contender] = model_stats(before, after, options.models)
 
 
 def _in_process(options: BenchOptions, report: BenchReport) -> None:
