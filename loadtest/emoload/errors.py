@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from emoclient.errors import EmotritonError
 
 
 class LoadTestError(EmotritonError):
     """The load test cannot run as asked (an option, the corpus, a missing dependency), or
     Locust itself failed."""
+
+
+def require_positive(numbers: Mapping[str, float]) -> None:
+    """LoadTestError naming the first of `numbers` (name → value) that is not positive."""
+    for name, value in numbers.items():
+        if value <= 0:
+            raise LoadTestError(f"the {name} must be positive, not {value}")
 
 
 class PeerUnavailableError(LoadTestError):

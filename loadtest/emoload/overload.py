@@ -24,7 +24,7 @@ from emoclient import AsyncClient, InferenceTimeoutError, OverloadedError, Retry
 from emoexport.options import option
 
 from .bench import ModelStats, model_stats, settled_metrics
-from .errors import LoadTestError
+from .errors import require_positive
 
 SERVED, SHED, TIMED_OUT = "served", "shed", "timed out"
 
@@ -48,17 +48,16 @@ class OverloadOptions:
     capacity_seconds: float = option(10.0, "seconds the capacity is measured for", type=float)
 
     def __post_init__(self) -> None:
-        numbers = {
-            "multiple": self.multiple,
-            "rate": self.rate if self.rate is not None else 1.0,
-            "duration": self.duration,
-            "timeout": self.timeout,
-            "capacity clients": self.capacity_clients,
-            "capacity seconds": self.capacity_seconds,
-        }
-        for name, value in numbers.items():
-            if value <= 0:
-                raise LoadTestError(f"the {name} must be positive, not {value}")
+        require_positive(
+            {
+                "multiple": self.multiple,
+                "rate": self.rate if self.rate is not None else 1.0,
+                "duration": self.duration,
+                "timeout": self.timeout,
+                "capacity clients": self.capacity_clients,
+                "capacity seconds": self.capacity_seconds,
+            }
+        )
 
 
 @dataclass(frozen=True)

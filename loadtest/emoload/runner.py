@@ -23,7 +23,7 @@ from emoclient import Client, RetryPolicy
 from emoexport.options import option
 
 from .corpus import DEFAULT_CORPUS, read_corpus
-from .errors import LoadTestError
+from .errors import LoadTestError, require_positive
 from .summary import HTML_REPORT, LOG_FILE, LoadSummary
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
@@ -62,15 +62,14 @@ class LoadTest:
     def __post_init__(self) -> None:
         if self.protocol not in USER_CLASSES:
             raise LoadTestError(f"protocol must be grpc or http, not {self.protocol!r}")
-        numbers = {
-            "users": min(self.users, default=0),
-            "spawn rate": self.spawn_rate,
-            "duration": self.seconds,
-            "batch size": self.batch_size,
-        }
-        for name, value in numbers.items():
-            if value <= 0:
-                raise LoadTestError(f"the {name} must be positive, not {value}")
+        require_positive(
+            {
+                "users": min(self.users, default=0),
+                "spawn rate": self.spawn_rate,
+                "duration": self.seconds,
+                "batch size": self.batch_size,
+            }
+        )
 
     @property
     def plot_path(self) -> Path:
