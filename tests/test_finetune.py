@@ -23,7 +23,7 @@ from emotrain.finetune import (
 )
 
 from .conftest import EMOTRITON, MAX_LENGTH
-from .test_head_commands import LABELS, write_dataset
+from .test_head_commands import LABELS, with_another_test_split, write_dataset
 
 pytestmark = pytest.mark.e2e  # fine-tunes models
 
@@ -107,13 +107,7 @@ def test_multi_label_writes_a_classifier_with_tuned_thresholds(multi_label) -> N
 
 def test_choices_come_from_validation_only(multi_label, encoder: Path, tmp_path: Path) -> None:
     """Same seed, another test split: the same epoch, thresholds and weights."""
-    data = tmp_path / "data"
-    data.mkdir()
-    for name in ("labels.txt", "train.tsv", "dev.tsv"):
-        (data / name).write_bytes((multi_label["data"] / name).read_bytes())
-    (data / "test.tsv").write_bytes(
-        (write_dataset(tmp_path / "other", seed=7) / "test.tsv").read_bytes()
-    )
+    data = with_another_test_split(multi_label["data"], tmp_path)
     out = tmp_path / "model"
     assert finetune(encoder, data, out).returncode == 0
     first, second = (

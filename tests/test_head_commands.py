@@ -42,6 +42,19 @@ def write_dataset(directory: Path, seed: int = 0) -> Path:
     return directory
 
 
+def with_another_test_split(data: Path, directory: Path) -> Path:
+    """A copy of dataset `data` in `directory` whose test split is another one: training and
+    validation unchanged."""
+    copy = directory / "data"
+    copy.mkdir()
+    for name in ("labels.txt", "train.tsv", "dev.tsv"):
+        (copy / name).write_bytes((data / name).read_bytes())
+    (copy / "test.tsv").write_bytes(
+        (write_dataset(directory / "other", seed=7) / "test.tsv").read_bytes()
+    )
+    return copy
+
+
 def train_head(encoder: Path, data: Path, out: Path, cache: Path) -> subprocess.CompletedProcess:
     """`emotriton train-head` with a small, fast head."""
     return subprocess.run(
@@ -79,13 +92,7 @@ def test_train_head_writes_the_seed_format_and_its_report(trained: dict[str, Pat
 
 def test_thresholds_come_from_validation_only(trained: dict[str, Path], tmp_path: Path) -> None:
     """Retraining with a different test split changes no threshold."""
-    data = tmp_path / "data"
-    data.mkdir()
-    for name in ("labels.txt", "train.tsv", "dev.tsv"):
-        (data / name).write_bytes((trained["data"] / name).read_bytes())
-    (data / "test.tsv").write_bytes(
-        (write_dataset(tmp_path / "other", seed=7) / "test.tsv").read_bytes()
-    )
+    data = with_another_test_split(trained["data"], tmp_path)
     out = tmp_path / "head"
     assert train_head(trained["encoder"], data, out, trained["cache"]).returncode == 0
     assert json.loads((out / "thresholds.json").read_text()) == json.loads(
