@@ -223,7 +223,7 @@ def test_a_restart_behind_it_is_a_retryable_503(guard: HttpGuard, upstream: Upst
     url = f"{guard.host}:{guard.port}"
     connection = connect(guard)
     connection.request("GET", "/v2/health/ready")
-    assert connection.getresponse().read() == b"0"  # a pooled connection to the upstream
+    assert connection.getresponse().read() == b"0"  # forwarded
     upstream.stop()
     started = time.monotonic()
     connection.request("GET", "/v2/health/ready")

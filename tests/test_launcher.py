@@ -7,12 +7,13 @@ import os
 import signal
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 from emoserve import LauncherError, LocalServer
-from emoserve.launcher import TritonDistribution, free_port
+from emoserve.launcher import EXIT_TIMEOUT_SECS, TritonDistribution, free_port
 
 from .conftest import EMOTRITON
 
@@ -81,8 +82,18 @@ def test_binds_loopback_and_stops_with_all_its_processes(repository: Path) -> No
         ):
             addresses = listening_addresses(port)
             assert addresses and all(map(is_loopback, addresses)), addresses
+        # Through the guards: Triton's stop waits for open HTTP connections, so the guards must
+        # hold none to it (pooled ones made every stop wait out the exit timeout).
+        for url in (
+            f"http://{server.endpoints.http_url}/v2/health/ready",
+            server.endpoints.metrics_url,
+        ):
+            with urllib.request.urlopen(url, timeout=10) as response:
+                assert response.status == 200
     finally:
+        stopping = time.monotonic()
         server.stop()
+    assert time.monotonic() - stopping < EXIT_TIMEOUT_SECS / 2
     assert processes_in_group(group) == []
 
 

@@ -82,8 +82,9 @@ class HttpGuard:
     """Serves HOST:PORT and forwards to one of Triton's HTTP servers at `upstream` (HOST:PORT).
 
     It runs in a thread of its own with its own event loop, so the launcher stays synchronous.
-    Connections to Triton are pooled and kept alive; clients get HTTP/1.1 keep-alive. While
-    Triton is down (a restart), every request is answered 503 at once, which the SDK retries.
+    Each forwarded request has a connection to Triton of its own (none is left idle to hold up
+    Triton's stop); clients get HTTP/1.1 keep-alive. While Triton is down (a restart), every
+    request is answered 503 at once, which the SDK retries.
     """
 
     def __init__(self, host: str, port: int, upstream: str) -> None:
@@ -127,8 +128,10 @@ class HttpGuard:
 
     async def _open(self) -> None:
         self._session = aiohttp.ClientSession(
-            # No limit of its own: as many connections to Triton as clients have requests.
-            connector=aiohttp.TCPConnector(limit=0),
+            # No limit of its own: as many connections to Triton as clients have requests. One
+            # connection per request: Triton's stop waits (up to its exit timeout) for open HTTP
+            # connections, so idle pooled ones held every stop for 30 s instead of 3.
+            connector=aiohttp.TCPConnector(limit=0, force_close=True),
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT_SECS),
             auto_decompress=False,  # a compressed answer goes to the client as it came
             cookie_jar=aiohttp.DummyCookieJar(),
