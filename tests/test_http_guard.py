@@ -159,7 +159,13 @@ def test_a_request_and_its_answer_pass_unchanged(guard: HttpGuard, upstream: Ups
     sent = {name.lower(): value for name, value in seen.headers}
     assert headers.items() <= {name: sent[name.lower()] for name in headers}.items()
     # Nothing the client did not send (aiohttp would add Accept-Encoding, and get gzip).
-    assert set(sent) == {name.lower() for name in headers} | {"host", "content-length"}
+    # Host, Content-Length and Connection are the guard's own connection's: it closes each one.
+    assert set(sent) == {name.lower() for name in headers} | {
+        "host",
+        "content-length",
+        "connection",
+    }
+    assert sent["connection"] == "close"
 
 
 def test_statuses_and_encodings_come_back_as_triton_sent_them(guard: HttpGuard) -> None:

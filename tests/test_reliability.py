@@ -76,9 +76,8 @@ def is_ready_at(http: str) -> bool:
 
 
 def is_ready(server: LocalServer) -> bool:
-    """Triton's own readiness, on its port. Through the guard, a pooled connection that Triton's
-    HTTP front end serves on the same thread as the supervisor's model load waits for the load:
-    the answer comes after a repair's short unready window has closed."""
+    """Triton's own readiness, on its port, as the pods' probes read it: with nothing between,
+    a repair's short unready window (about 0.1 s) is seen."""
     return is_ready_at(f"http://{server.triton_http_url}")
 
 
