@@ -30,6 +30,7 @@ import tritonclient.grpc as grpcclient
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 from tritonclient.grpc import service_pb2, service_pb2_grpc
+from tritonclient.utils import InferenceServerException
 
 from emoclient import Client, OverloadedError, RetryPolicy, ServerUnavailableError
 from emoclient.protocol import TEXT_INPUT
@@ -76,9 +77,16 @@ def is_ready_at(http: str) -> bool:
 
 
 def is_ready(server: LocalServer) -> bool:
-    """Triton's own readiness, on its port, as the pods' probes read it: with nothing between,
-    a repair's short unready window (about 0.1 s) is seen."""
-    return is_ready_at(f"http://{server.triton_http_url}")
+    """Triton's readiness over gRPC, on a new channel each time (no reconnect backoff after a
+    restart). Over HTTP, a request that lands on the front-end thread running the repair's
+    blocking load waits for it and misses the short unready window (about 0.1 s)."""
+    client = grpcclient.InferenceServerClient(server.endpoints.grpc_url)
+    try:
+        return client.is_server_ready(client_timeout=1)
+    except InferenceServerException:
+        return False
+    finally:
+        client.close()
 
 
 @dataclass

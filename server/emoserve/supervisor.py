@@ -105,13 +105,17 @@ class Supervisor(threading.Thread):
             if code is not None:
                 if not self._restart(code):
                     return
-            else:
-                shared_memory.restrict(self.server.shm_prefix)
-                dead = {model for pid, model in stubs.items() if not _alive(pid)}
-                if dead and not self._reload(dead):
-                    self.server.kill()  # the next round restarts it
-                    continue
-            stubs = backend_processes(self.server.pid)
+                stubs = backend_processes(self.server.pid)
+                continue
+            shared_memory.restrict(self.server.shm_prefix)
+            # A stub is dead when it is missing from one snapshot: checking each known stub and
+            # then taking a new list missed a stub that died in between (CI caught it).
+            live = backend_processes(self.server.pid)
+            dead = {model for pid, model in stubs.items() if pid not in live}
+            if dead and not self._reload(dead):
+                self.server.kill()  # the next round restarts it
+                continue
+            stubs = backend_processes(self.server.pid) if dead else live
 
     def _reload(self, models: set[str]) -> bool:
         """Reload each model whose stub died and that Triton still calls ready; False when

@@ -105,15 +105,28 @@ def bpe_tokenizer(max_length: int, vocab_size: int = 600) -> RobertaTokenizerFas
 def wordpiece_tokenizer(
     max_length: int, tokenizer_class: type = BertTokenizerFast, vocab_size: int = 600
 ):
-    """A BERT-style uncased WordPiece tokenizer."""
-    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tokenizer.decoder = decoders.WordPiece()
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tokenizer.train_from_iterator(
-        _corpus(), trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials)
+    """A BERT-style uncased WordPiece tokenizer.
+
+    Its vocabulary is the corpus's characters (alone and as `##` suffixes) and whole words, in
+    sorted order: tokenizers' WordPieceTrainer breaks ties in hash order, so each process
+    trained another vocabulary and the same seed built another model.
+    """
+    normalizer, pre_tokenizer = (
+        normalizers.BertNormalizer(lowercase=True),
+        pre_tokenizers.BertPreTokenizer(),
     )
+    words = {
+        word
+        for line in _corpus()
+        for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(line))
+    }
+    characters = sorted(set("".join(words)))
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    pieces = [*specials, *characters, *(f"##{c}" for c in characters), *sorted(words)]
+    vocabulary = {piece: i for i, piece in enumerate(dict.fromkeys(pieces[:vocab_size]))}
+    tokenizer = Tokenizer(models.WordPiece(vocabulary, unk_token="[UNK]"))
+    tokenizer.normalizer, tokenizer.pre_tokenizer = normalizer, pre_tokenizer
+    tokenizer.decoder = decoders.WordPiece()
     cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
     tokenizer.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
