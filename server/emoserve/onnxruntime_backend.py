@@ -6,8 +6,8 @@ It honours the config parameters of the native backend that matter on CPU, and T
 batching: inputs marked `allow_ragged_batch` arrive flattened and concatenated, with the
 config's `batch_input` tensors computed as Triton's BackendInputCollector does (Triton's python
 backend computes none of them itself). Idle onnxruntime threads never spin: on a shared CPU,
-spinning threads of several model processes take each other's cores. Within a run they do
-spin, which saves the wake-up of every parallel operator.
+spinning threads of several model processes (or of two instances of one model) take each
+other's cores.
 """
 
 from __future__ import annotations
@@ -37,10 +37,12 @@ _BOOL_OPTIONS = {
     "enable_mem_arena": "enable_cpu_mem_arena",
     "enable_mem_pattern": "enable_mem_pattern",
 }
-# Not settable on the native backend of Triton 2.51. Threads spin while a run lasts and stop when
-# the last concurrent run returns: a single text's encoder run took 0.5-0.9 ms less than with
-# spinning off, and idle threads burn nothing (README, Threads).
-_SPIN_WITHIN_RUNS_ONLY = {"session.force_spinning_stop": "1"}
+# Not settable on the native backend of Triton 2.51; always off here. Spinning only while a run
+# lasts (session.force_spinning_stop) was measured twice: a single text's encoder run was 0.5-0.9
+# ms shorter, but now and then requests waited over 1 s in the encoder's queue (perf_analyzer on
+# int8, 1 and 8 clients: in 2 runs of 3, never in runs with spinning off), and two encoder
+# instances, whose runs overlap, were slower.
+_NO_SPINNING = ("session.intra_op.allow_spinning", "session.inter_op.allow_spinning")
 
 
 def session_options(parameters: dict[str, dict[str, str]]) -> ort.SessionOptions:
@@ -55,8 +57,8 @@ def session_options(parameters: dict[str, dict[str, str]]) -> ort.SessionOptions
             setattr(options, attribute, values[key].lower() in ("1", "true"))
     if values.get("execution_mode") == "1":
         options.execution_mode = ort.ExecutionMode.ORT_PARALLEL
-    for key, value in _SPIN_WITHIN_RUNS_ONLY.items():
-        options.add_session_config_entry(key, value)
+    for key in _NO_SPINNING:
+        options.add_session_config_entry(key, "0")
     return options
 
 
