@@ -11,8 +11,9 @@ from emoserve.supervisor import Supervisor
 
 
 def test_a_stub_missing_from_a_snapshot_is_reloaded(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Stub 101 is gone from the second look. Reading each known pid's state and then taking
-    a new list lost a stub that died between the two (it is a zombie by then, never listed)."""
+    """Stub 101 is missing from the third snapshot (the first is taken at start). Reading each
+    known pid's state and then taking a new list lost a stub that died between the two (a
+    zombie by then, never listed)."""
     snapshots = iter([{101: "m_encoder", 102: "m_tokenizer"}] * 2 + [{102: "m_tokenizer"}])
     monkeypatch.setattr(supervisor, "POLL_SECS", 0.0)
     monkeypatch.setattr(supervisor.shared_memory, "restrict", lambda prefix: None)
