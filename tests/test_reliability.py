@@ -68,14 +68,6 @@ def server(toy_repository: Path) -> Iterator[LocalServer]:
         yield running
 
 
-def is_ready_at(http: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{http}/v2/health/ready", timeout=1) as response:
-            return response.status == 200
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
-        return False
-
-
 def is_ready(server: LocalServer) -> bool:
     """Triton's readiness over gRPC, on a new channel each time (no reconnect backoff after a
     restart). Over HTTP, a request that lands on the front-end thread running the repair's

@@ -111,10 +111,8 @@ def wordpiece_tokenizer(
     sorted order: tokenizers' WordPieceTrainer breaks ties in hash order, so each process
     trained another vocabulary and the same seed built another model.
     """
-    normalizer, pre_tokenizer = (
-        normalizers.BertNormalizer(lowercase=True),
-        pre_tokenizers.BertPreTokenizer(),
-    )
+    normalizer = normalizers.BertNormalizer(lowercase=True)
+    pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     words = {
         word
         for line in _corpus()
@@ -123,9 +121,10 @@ def wordpiece_tokenizer(
     characters = sorted(set("".join(words)))
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     pieces = [*specials, *characters, *(f"##{c}" for c in characters), *sorted(words)]
-    vocabulary = {piece: i for i, piece in enumerate(dict.fromkeys(pieces[:vocab_size]))}
+    vocabulary = {piece: i for i, piece in enumerate(list(dict.fromkeys(pieces))[:vocab_size])}
     tokenizer = Tokenizer(models.WordPiece(vocabulary, unk_token="[UNK]"))
-    tokenizer.normalizer, tokenizer.pre_tokenizer = normalizer, pre_tokenizer
+    tokenizer.normalizer = normalizer
+    tokenizer.pre_tokenizer = pre_tokenizer
     tokenizer.decoder = decoders.WordPiece()
     cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
     tokenizer.post_processor = processors.TemplateProcessing(
