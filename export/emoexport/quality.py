@@ -31,16 +31,26 @@ class QualityReport:
     texts: int
     reference: float  # fp32
     candidate: float  # the reduced precision
+    # The same measure on held-out data (a test split): reported, never gated on, so that the
+    # figure a user reads was not what the choice was made on.
+    held_out: QualityReport | None = None
 
     @property
     def drop(self) -> float:
         return self.reference - self.candidate
 
     def __str__(self) -> str:
-        return (
+        text = (
             f"quality: {self.metric} {self.reference:.4f} (fp32) → {self.candidate:.4f}, "
             f"drop {self.drop:+.4f}, on {self.texts} texts of {self.data}"
         )
+        if self.held_out is not None:
+            held = self.held_out
+            text += (
+                f"; held out (reported only): {held.reference:.4f} → {held.candidate:.4f} on "
+                f"{held.texts} texts of {held.data}"
+            )
+        return text
 
 
 class QualityCheck(Protocol):

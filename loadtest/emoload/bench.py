@@ -24,21 +24,19 @@ import importlib.util
 import json
 import os
 import platform
-import re
 import shutil
 import statistics
 import tempfile
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack, closing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .errors import LoadTestError, PeerUnavailableError
+from .errors import PeerUnavailableError
+from .served import ModelStats, model_stats, read_metrics, settled_metrics
 
-DEFAULT_CORPUS = Path(__file__).with_name("corpus.txt")
 REFERENCE = "served, 32 clients x 1 text"
 """The run every other is compared with: the load the issue's targets are set at."""
 PEERS_VENV = Path(".venv-peers")
@@ -59,23 +57,6 @@ class Run:
     @property
     def texts_per_s(self) -> float:
         return self.texts / self.seconds
-
-
-@dataclass(frozen=True)
-class ModelStats:
-    """One Triton model over one run, from the differences of its /metrics counters."""
-
-    model: str
-    requests: int
-    texts: int  # Triton's inference count: a request of n texts counts n
-    executions: int
-    queue_ms: float  # per request
-    compute_ms: float  # per request (a batch's compute time counts for each request in it)
-
-    @property
-    def average_batch(self) -> float:
-        """Texts per execution."""
-        return self.texts / self.executions if self.executions else 0.0
 
 
 @dataclass
@@ -148,18 +129,6 @@ def machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} CPUs, load average {load} at start"
 
 
-def read_texts(data: Path | None, limit: int) -> list[str]:
-    """The first `limit` texts of go_emotions' test split (a folder holding test.tsv, or a TSV
-    file, text first), or of a file of one text per line; the loadtest corpus by default."""
-    path = DEFAULT_CORPUS if data is None else data
-    if path.is_dir():
-        path = path / "test.tsv"
-    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    if path.suffix == ".tsv":
-        lines = [line.split("\t")[0] for line in lines]
-    return lines[:limit]
-
-
 def batches(texts: Sequence[str], size: int) -> list[list[str]]:
     return [list(texts[i : i + size]) for i in range(0, len(texts), size)]
 
@@ -217,81 +186,6 @@ def whole_list(contender: str, texts: list[str], call: Call) -> Run:
     started = time.perf_counter()
     call(texts)
     return Run(contender, len(texts), time.perf_counter() - started)
-
-
-_SAMPLE = re.compile(r'^(nv_inference_[a-z_]+)\{model="([^"]+)",version="[^"]*"\} ([0-9.e+]+)$')
-_COUNTERS = {
-    "requests": "nv_inference_request_success",
-    "texts": "nv_inference_count",
-    "executions": "nv_inference_exec_count",
-    "queue_us": "nv_inference_queue_duration_us",
-    "compute_us": "nv_inference_compute_infer_duration_us",
-}
-
-
-def read_metrics(url: str) -> dict[tuple[str, str], float]:
-    """Triton's per-model counters: (metric, model) → value."""
-    with urllib.request.urlopen(url, timeout=10) as response:
-        text = response.read().decode()
-    samples = {}
-    for line in text.splitlines():
-        match = _SAMPLE.match(line)
-        if match:
-            samples[(match[1], match[2])] = float(match[3])
-    return samples
-
-
-def settled_metrics(url: str, timeout: float = 2.0) -> dict[tuple[str, str], float]:
-    """The counters once two readings agree: Triton counts a request just after answering it."""
-    reading = read_metrics(url)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        time.sleep(0.05)
-        previous, reading = reading, read_metrics(url)
-        if reading == previous:
-            break
-    return reading
-
-
-def composing_models(repository: Path, ensemble: str) -> list[str]:
-    """The models the ensemble's steps call, in order; LoadTestError when `repository` has no
-    ensemble of that name."""
-    from emoexport.inprocess import read_config
-
-    if not (repository / ensemble / "config.pbtxt").is_file():
-        raise LoadTestError(f"{repository} has no model {ensemble!r}")
-    steps = read_config(repository / ensemble).ensemble_scheduling.step
-    if not steps:
-        raise LoadTestError(f"{repository}/{ensemble} is not an ensemble")
-    return [step.model_name for step in steps]
-
-
-def model_stats(
-    before: dict[tuple[str, str], float],
-    after: dict[tuple[str, str], float],
-    models: Sequence[str],
-) -> list[ModelStats]:
-    """Each of `models` over the interval between two readings of the metrics."""
-
-    def delta(key: str, model: str) -> float:
-        metric = _COUNTERS[key]
-        return after.get((metric, model), 0.0) - before.get((metric, model), 0.0)
-
-    stats = []
-    for model in models:
-        requests = int(delta("requests", model))
-        per_request = 1e-3 / requests if requests else 0.0
-        stats.append(
-            ModelStats(
-                model,
-                requests,
-                int(delta("texts", model)),
-                int(delta("executions", model)),
-                delta("queue_us", model) * per_request,
-                delta("compute_us", model) * per_request,
-            )
-        )
-    return stats
 
 
 @dataclass(frozen=True)

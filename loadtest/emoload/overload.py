@@ -23,8 +23,8 @@ import numpy as np
 from emoclient import AsyncClient, InferenceTimeoutError, OverloadedError, RetryPolicy
 from emoexport.options import option
 
-from .bench import ModelStats, model_stats, settled_metrics
 from .errors import require_positive
+from .served import ModelStats, model_stats, settled_metrics
 
 SERVED, SHED, TIMED_OUT = "served", "shed", "timed out"
 
@@ -73,7 +73,7 @@ def _p(values: list[float], q: float) -> float | None:
 @dataclass
 class OverloadReport:
     capacity_rps: float | None  # closed-loop requests/s, when measured
-    rate_rps: float
+    rate_rps: float  # exact: the open loop sends int(rate_rps * duration_s) requests
     duration_s: float
     timeout_s: float
     sent: int
@@ -101,7 +101,7 @@ class OverloadReport:
         shed = [o.seconds for o in outcomes if o.kind == SHED]
         return cls(
             capacity_rps=None if capacity is None else round(capacity, 1),
-            rate_rps=round(rate, 1),
+            rate_rps=rate,
             duration_s=options.duration,
             timeout_s=options.timeout,
             sent=len(outcomes),
@@ -125,7 +125,7 @@ class OverloadReport:
     def to_markdown(self) -> str:
         served = f"{self.served_p50_ms} / {self.served_p99_ms} / {self.served_max_ms} ms"
         rows = [
-            ("offered", f"{self.rate_rps} requests/s for {self.duration_s:.0f} s"),
+            ("offered", f"{self.rate_rps:.1f} requests/s for {self.duration_s:.0f} s"),
             ("capacity (closed loop)", f"{self.capacity_rps} requests/s"),
             ("sent", str(self.sent)),
             *((kind, str(n)) for kind, n in sorted(self.outcomes.items())),

@@ -8,7 +8,6 @@ and the runner ends it on any way out of `LoadTest.run`, Ctrl-C included.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import importlib.util
 import os
 import re
@@ -21,6 +20,7 @@ from pathlib import Path
 
 from emoclient import Client, RetryPolicy
 from emoexport.options import option
+from emoserve.process import interrupts_deferred, spawn
 
 from .corpus import DEFAULT_CORPUS, read_corpus
 from .errors import LoadTestError, require_positive
@@ -34,9 +34,6 @@ STOP_TIMEOUT_S = 10  # at the end, users finish the request they are in
 START_AND_REPORT_S = 30  # Locust's start-up and report writing, on a busy machine
 CHECK_TIMEOUT_S = 30.0  # a refused connection fails at once; a first inference may be slow
 WARM_UP_TEXT = "Thank you so much, this made my day!"
-
-_PR_SET_PDEATHSIG = 1
-_prctl = getattr(ctypes.CDLL(None, use_errno=True), "prctl", None)  # Linux; found before fork
 
 
 @dataclass(frozen=True)
@@ -137,18 +134,19 @@ def check_served(url: str, protocol: str, model: str) -> None:
 
 
 def run_child(command: list[str], log: Path, limit: float) -> int:
-    """Run `command` with its output in `log`; its exit code. Whatever happens, it is gone
-    when this returns."""
+    """Run `command` with its output in `log`; its exit code. Whatever happens, Ctrl-C
+    included, it is gone when this returns, and it dies if this process does."""
     with log.open("wb") as output:
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # Ctrl-C reaches the runner, which ends the child
-            preexec_fn=_die_with_parent,
-        )
+        process = None
         try:
+            with interrupts_deferred():
+                process = spawn(
+                    command,
+                    death_signal=signal.SIGKILL,
+                    stdin=subprocess.DEVNULL,
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                )
             return process.wait(timeout=limit)
         except subprocess.TimeoutExpired:
             raise LoadTestError(
@@ -156,7 +154,8 @@ def run_child(command: list[str], log: Path, limit: float) -> int:
                 f"(log: {log})"
             ) from None
         finally:
-            _end(process)
+            if process is not None:
+                _end(process)
 
 
 def last_error(log: Path) -> str:
@@ -164,12 +163,6 @@ def last_error(log: Path) -> str:
     lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
     named = [line for line in lines if re.match(r"\s*[\w.]*(Error|Exception)\b", line)]
     return (named or lines or ["no output"])[-1].strip()
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: Linux SIGKILLs it when the process that started it ends."""
-    if _prctl is not None:
-        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _end(process: subprocess.Popen[bytes]) -> None:

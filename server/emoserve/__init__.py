@@ -1,7 +1,9 @@
 """The local Triton server: the binary from nvidia-pytriton (or an installed Triton), supervised."""
 
 from .admin import ADMIN_HEADER, ADMIN_KEY_VARIABLE
-from .launcher import Endpoints, GrpcTls, LauncherError, LocalServer
+from .config import Endpoints, GrpcTls
+from .errors import LauncherError
+from .launcher import LocalServer
 
 __all__ = [
     "ADMIN_HEADER",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import time
 import urllib.error
 import urllib.request
 from typing import Any
@@ -49,7 +50,9 @@ class AdminApi:
         self.key = key
         self.timeout = timeout
 
-    def _call(self, path: str, body: dict[str, Any] | None = None) -> Any:
+    def _call(
+        self, path: str, body: dict[str, Any] | None = None, timeout: float | None = None
+    ) -> Any:
         request = urllib.request.Request(
             self.base + path,
             data=None if body is None else json.dumps(body).encode(),
@@ -57,7 +60,7 @@ class AdminApi:
             method="GET" if body is None else "POST",
         )
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            with urllib.request.urlopen(request, timeout=timeout or self.timeout) as response:
                 payload = response.read()
         except urllib.error.HTTPError as error:
             detail = error.read().decode(errors="replace")
@@ -66,19 +69,48 @@ class AdminApi:
             raise AdminApiError(f"{path}: {error}") from error
         return json.loads(payload) if payload else None
 
-    def states(self) -> dict[str, str]:
+    def states(self, timeout: float | None = None) -> dict[str, str]:
         """Each model of the repository and its state (READY, UNLOADING, UNAVAILABLE, ...)."""
-        index = self._call("/v2/repository/index", {})
+        index = self._call("/v2/repository/index", {}, timeout)
         return {entry["name"]: entry.get("state", "") for entry in index}
 
-    def is_ensemble(self, model: str) -> bool:
-        return self._call(f"/v2/models/{model}/config").get("platform") == "ensemble"
+    def is_ensemble(self, model: str, timeout: float | None = None) -> bool:
+        config = self._call(f"/v2/models/{model}/config", None, timeout)
+        return bool(config.get("platform") == "ensemble")
 
-    def unload(self, model: str) -> None:
+    def unload(self, model: str, timeout: float | None = None) -> None:
         """Ask Triton to unload `model` (and the ensembles that use it); it answers at once and
         unloads once the model's requests in flight have finished."""
-        self._call(f"/v2/repository/models/{model}/unload", {})
+        self._call(f"/v2/repository/models/{model}/unload", {}, timeout)
 
     def load(self, model: str) -> None:
         """Load `model` anew (and reload the ensembles that use it); returns once it is ready."""
         self._call(f"/v2/repository/models/{model}/load", {})
+
+
+DRAIN_POLL_SECS = 0.05
+
+
+def drain(admin: AdminApi, deadline: float) -> None:
+    """Stop taking requests and let those in flight finish, until `deadline` (monotonic).
+
+    Unloading the ensembles makes the server unready and refuses new calls at once, while their
+    requests in flight finish on composing models that still run. A SIGTERM alone would stop
+    every model at once and fail the later steps of those requests. Every call waits at most
+    the time left; a server that does not answer is not drained.
+    """
+
+    def left() -> float:
+        return max(deadline - time.monotonic(), DRAIN_POLL_SECS)
+
+    try:
+        ready = [model for model, state in admin.states(left()).items() if state == "READY"]
+        ensembles = [model for model in ready if admin.is_ensemble(model, left())]
+        for model in ensembles:
+            admin.unload(model, left())
+        while time.monotonic() < deadline and any(
+            admin.states(left()).get(model) in HOLDING_STATES for model in ensembles
+        ):
+            time.sleep(DRAIN_POLL_SECS)
+    except AdminApiError:
+        return

@@ -20,6 +20,8 @@ from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
+from .errors import LauncherError
+
 # deploy/proxy/nginx.conf's client_max_body_size (a test holds them equal): 64 texts (max batch)
 # of at most 1 MiB each, plus the KServe framing.
 MAX_BODY_BYTES = 72 * 2**20
@@ -98,7 +100,7 @@ class HttpGuard:
         self._session: aiohttp.ClientSession | None = None
 
     def start(self) -> HttpGuard:
-        """Listen and serve; OSError when the port cannot be bound."""
+        """Listen and serve; LauncherError when the port cannot be bound."""
         with self._lock:
             if self._loop is not None:
                 raise RuntimeError("HTTP guard already started")
@@ -109,6 +111,9 @@ class HttpGuard:
             self._thread.start()
         try:
             asyncio.run_coroutine_threadsafe(self._open(), self._loop).result()
+        except OSError as error:
+            self.stop()
+            raise LauncherError(f"cannot serve HTTP on {self.host}:{self.port}: {error}") from None
         except BaseException:
             self.stop()
             raise

@@ -13,15 +13,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from . import shared_memory
 from .admin import AdminApiError
-
-if TYPE_CHECKING:
-    from .launcher import LocalServer
 
 log = logging.getLogger(__name__)
 
@@ -70,16 +68,47 @@ class Recovery:
     seconds: float
 
 
+class Supervised(Protocol):
+    """The server process the watchdog keeps running (emoserve.process.TritonProcess)."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def shm_prefix(self) -> str: ...
+
+    def returncode(self) -> int | None: ...
+
+    def kill(self) -> None: ...
+
+    def restart(self, cancel: threading.Event) -> None: ...
+
+
+class ModelControl(Protocol):
+    """Triton's repository API, as the watchdog uses it (emoserve.admin.AdminApi)."""
+
+    def states(self) -> dict[str, str]: ...
+
+    def unload(self, model: str) -> None: ...
+
+    def load(self, model: str) -> None: ...
+
+
 class Supervisor(threading.Thread):
-    """Watches one LocalServer until `stop()`, then drains and stops it from this thread.
+    """Watches one server process until `stop()`, then calls `on_stop` (drain and stop it) from
+    this thread.
 
     The server's processes are children of this thread while it runs (a restarted server is
-    started here), so stopping happens here too.
+    started here, and dies with this thread), so stopping happens here too.
     """
 
-    def __init__(self, server: LocalServer) -> None:
+    def __init__(
+        self, process: Supervised, models: ModelControl, on_stop: Callable[[], None]
+    ) -> None:
         super().__init__(name="emoserve-supervisor", daemon=True)
-        self.server = server
+        self.process = process
+        self.models = models
+        self.on_stop = on_stop
         self.recoveries: list[Recovery] = []
         self.exit_code: int | None = None  # set when it gave up on a server that cannot start
         self.stopping = threading.Event()
@@ -96,26 +125,26 @@ class Supervisor(threading.Thread):
         try:
             self._watch()
         finally:
-            self.server.shutdown()
+            self.on_stop()
 
     def _watch(self) -> None:
-        stubs = backend_processes(self.server.pid)
+        stubs = backend_processes(self.process.pid)
         while not self.stopping.wait(POLL_SECS):
-            code = self.server.returncode()
+            code = self.process.returncode()
             if code is not None:
                 if not self._restart(code):
                     return
-                stubs = backend_processes(self.server.pid)
+                stubs = backend_processes(self.process.pid)
                 continue
-            shared_memory.restrict(self.server.shm_prefix)
+            shared_memory.restrict(self.process.shm_prefix)
             # A stub is dead when it is missing from one snapshot: checking each known stub and
             # then taking a new list missed a stub that died in between (CI caught it).
-            live = backend_processes(self.server.pid)
+            live = backend_processes(self.process.pid)
             dead = {model for pid, model in stubs.items() if pid not in live}
             if dead and not self._reload(dead):
-                self.server.kill()  # the next round restarts it
+                self.process.kill()  # the next round restarts it
                 continue
-            stubs = backend_processes(self.server.pid) if dead else live
+            stubs = backend_processes(self.process.pid) if dead else live
 
     def _reload(self, models: set[str]) -> bool:
         """Reload each model whose stub died and that Triton still calls ready; False when
@@ -124,7 +153,7 @@ class Supervisor(threading.Thread):
         The unload of a model whose stub is dead never completes (its instance waits for the
         stub), so the load does not wait for it: it starts a new instance beside the old one.
         """
-        admin = self.server.admin
+        admin = self.models
         started = time.monotonic()
         try:
             states = admin.states()
@@ -151,7 +180,7 @@ class Supervisor(threading.Thread):
         if self.stopping.wait(delay):
             return True
         try:
-            self.server.respawn(self.stopping)
+            self.process.restart(self.stopping)
         except Exception as error:  # any failure to start counts
             self._failed_starts += 1
             log.error("restart failed: %s", error)

@@ -4,14 +4,15 @@ as the export's quality gate compares an fp32 and a reduced-precision pipeline."
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
 from emoclient import Client
 from emoexport.quality import Classify, QualityReport
 
-from .datasets import DatasetError, LabelledSplit
+from .datasets import DatasetError, LabelledSplit, load_split
 from .metrics import Report, evaluate
 
 
@@ -55,22 +56,38 @@ def _label_columns(split: LabelledSplit, labels: Sequence[str], what: str) -> li
 
 @dataclass(frozen=True)
 class SplitQualityCheck:
-    """The export's quality gate on a labelled split: macro-F1 of the decisions."""
+    """The export's quality gate: macro-F1 of the decisions on `decides` (a validation split),
+    and the same figures on `reports` (test), which are shown and decide nothing."""
 
-    split: LabelledSplit
+    decides: LabelledSplit
+    reports: LabelledSplit | None = None
+
+    @classmethod
+    def of(cls, source: str | Path) -> SplitQualityCheck:
+        """Gate on `source`'s validation split; report its test split."""
+        return cls(load_split(source, "validation"), load_split(source, "test"))
 
     def compare(
         self, reference: Classify, candidate: Classify, labels: Sequence[str]
     ) -> QualityReport:
-        columns = _label_columns(self.split, labels, "the exported model")
-        scores = [
-            evaluate(self.split.targets, classify(self.split.texts)[:, columns], self.split.labels)
-            for classify in (reference, candidate)
-        ]
-        return QualityReport(
-            metric="macro-F1",
-            data=self.split.name,
-            texts=len(self.split.texts),
-            reference=scores[0].macro.f1,
-            candidate=scores[1].macro.f1,
-        )
+        held_out = None
+        if self.reports is not None:
+            held_out = _macro_f1(self.reports, reference, candidate, labels)
+        return replace(_macro_f1(self.decides, reference, candidate, labels), held_out=held_out)
+
+
+def _macro_f1(
+    split: LabelledSplit, reference: Classify, candidate: Classify, labels: Sequence[str]
+) -> QualityReport:
+    columns = _label_columns(split, labels, "the exported model")
+    scores = [
+        evaluate(split.targets, classify(split.texts)[:, columns], split.labels)
+        for classify in (reference, candidate)
+    ]
+    return QualityReport(
+        metric="macro-F1",
+        data=split.name,
+        texts=len(split.texts),
+        reference=scores[0].macro.f1,
+        candidate=scores[1].macro.f1,
+    )

@@ -1,0 +1,110 @@
+"""`emotriton serve`: the local Triton server on a model repository, until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from ..settings import Add, UsageError
+from . import Command, stop_on_sigterm
+from .export import REPOSITORY
+
+
+def _options(parser: argparse.ArgumentParser, add: Add) -> None:
+    from emoserve.config import STANDARD_ENDPOINTS
+
+    add("--repository", type=Path, default=REPOSITORY, help="Triton model repository")
+    add(
+        "--host",
+        default=STANDARD_ENDPOINTS.host,
+        help="bind address (0.0.0.0 exposes the server)",
+    )
+    add("--http-port", type=int, default=STANDARD_ENDPOINTS.http_port, help="HTTP/REST port")
+    add("--grpc-port", type=int, default=STANDARD_ENDPOINTS.grpc_port, help="gRPC port")
+    add(
+        "--metrics-port",
+        type=int,
+        default=STANDARD_ENDPOINTS.metrics_port,
+        help="Prometheus metrics port",
+    )
+    add("--log-verbose", type=int, default=0, help="Triton log verbosity (0 = info)")
+    add("--grpc-tls-cert", type=Path, help="PEM server certificate: serve gRPC over TLS")
+    add("--grpc-tls-key", type=Path, help="PEM key of --grpc-tls-cert")
+    add("--grpc-tls-client-ca", type=Path, help="PEM CA that client certificates must chain to")
+    add(
+        "--triton-home",
+        type=Path,
+        help="an installed Triton to run, such as /opt/tritonserver in NGC images "
+        "(default: the nvidia-pytriton wheel's)",
+    )
+    add(
+        "--no-http-guard",
+        action="store_true",
+        help="let Triton serve --http-port and --metrics-port itself, without the guards that "
+        "refuse the requests which crash or fool it: only behind a proxy that does the same",
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The admin key comes from EMOTRITON_ADMIN_KEY only (never the command line); unset, a
+    random key that nobody else knows locks the admin APIs."""
+    from emoclient import Client
+    from emoserve import ADMIN_HEADER, ADMIN_KEY_VARIABLE, GrpcTls, LocalServer
+
+    tls = None
+    if args.grpc_tls_cert or args.grpc_tls_key:
+        if not (args.grpc_tls_cert and args.grpc_tls_key):
+            raise UsageError("--grpc-tls-cert and --grpc-tls-key go together")
+        tls = GrpcTls(args.grpc_tls_cert, args.grpc_tls_key, args.grpc_tls_client_ca)
+    stop_on_sigterm()
+    logging.basicConfig(format="emotriton: %(message)s")
+    server = LocalServer(
+        args.repository,
+        host=args.host,
+        http_port=args.http_port,
+        grpc_port=args.grpc_port,
+        metrics_port=args.metrics_port,
+        log_verbose=args.log_verbose,
+        stream_logs=True,
+        grpc_tls=tls,
+        triton_home=args.triton_home,
+        http_guard=not args.no_http_guard,
+    )
+    try:
+        server.start()
+        endpoints = server.endpoints
+        admin = {ADMIN_HEADER: server.admin_key}
+        with Client(endpoints.http_url, protocol="http", headers=admin) as client:
+            names = [info.name for info in client.models()]
+        key = "from " + ADMIN_KEY_VARIABLE if os.environ.get(ADMIN_KEY_VARIABLE) else "random"
+        print(
+            f"\nemotriton: serving {', '.join(names) or 'no emotion models'} "
+            f"from {server.config.repository}\n"
+            f"  gRPC    {endpoints.grpc_url}\n  HTTP    http://{endpoints.http_url}\n"
+            f"  metrics {endpoints.metrics_url}\n"
+            f"  admin APIs need the header {ADMIN_HEADER} ({key} key)\nCtrl-C stops it.",
+            flush=True,
+        )
+        code = server.wait()
+        print(f"emotriton: tritonserver kept failing to start (exit code {code})", file=sys.stderr)
+        return code or 1
+    except KeyboardInterrupt:
+        print("\nemotriton: stopping", file=sys.stderr)
+        return 0
+    finally:
+        server.stop()
+
+
+COMMANDS = (
+    Command(
+        "serve",
+        _options,
+        _run,
+        help="run the local Triton server on a model repository",
+        description="Run Triton 2.51 (from the nvidia-pytriton wheel) on a model repository "
+        "until Ctrl-C or SIGTERM.",
+    ),
+)

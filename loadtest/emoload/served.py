@@ -1,0 +1,105 @@
+"""The served ensemble as Triton reports on it: its composing models, and their counters in
+/metrics over an interval (what bench and overload report per model)."""
+
+from __future__ import annotations
+
+import re
+import time
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import LoadTestError
+
+
+@dataclass(frozen=True)
+class ModelStats:
+    """One Triton model over one run, from the differences of its /metrics counters."""
+
+    model: str
+    requests: int
+    texts: int  # Triton's inference count: a request of n texts counts n
+    executions: int
+    queue_ms: float  # per request
+    compute_ms: float  # per request (a batch's compute time counts for each request in it)
+
+    @property
+    def average_batch(self) -> float:
+        """Texts per execution."""
+        return self.texts / self.executions if self.executions else 0.0
+
+
+_SAMPLE = re.compile(r'^(nv_inference_[a-z_]+)\{model="([^"]+)",version="[^"]*"\} ([0-9.e+]+)$')
+_COUNTERS = {
+    "requests": "nv_inference_request_success",
+    "texts": "nv_inference_count",
+    "executions": "nv_inference_exec_count",
+    "queue_us": "nv_inference_queue_duration_us",
+    "compute_us": "nv_inference_compute_infer_duration_us",
+}
+
+
+def read_metrics(url: str) -> dict[tuple[str, str], float]:
+    """Triton's per-model counters: (metric, model) → value."""
+    with urllib.request.urlopen(url, timeout=10) as response:
+        text = response.read().decode()
+    samples = {}
+    for line in text.splitlines():
+        match = _SAMPLE.match(line)
+        if match:
+            samples[(match[1], match[2])] = float(match[3])
+    return samples
+
+
+def settled_metrics(url: str, timeout: float = 2.0) -> dict[tuple[str, str], float]:
+    """The counters once two readings agree: Triton counts a request just after answering it."""
+    reading = read_metrics(url)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        previous, reading = reading, read_metrics(url)
+        if reading == previous:
+            break
+    return reading
+
+
+def composing_models(repository: Path, ensemble: str) -> list[str]:
+    """The models the ensemble's steps call, in order; LoadTestError when `repository` has no
+    ensemble of that name."""
+    from emoexport.inprocess import read_config
+
+    if not (repository / ensemble / "config.pbtxt").is_file():
+        raise LoadTestError(f"{repository} has no model {ensemble!r}")
+    steps = read_config(repository / ensemble).ensemble_scheduling.step
+    if not steps:
+        raise LoadTestError(f"{repository}/{ensemble} is not an ensemble")
+    return [step.model_name for step in steps]
+
+
+def model_stats(
+    before: dict[tuple[str, str], float],
+    after: dict[tuple[str, str], float],
+    models: Sequence[str],
+) -> list[ModelStats]:
+    """Each of `models` over the interval between two readings of the metrics."""
+
+    def delta(key: str, model: str) -> float:
+        metric = _COUNTERS[key]
+        return after.get((metric, model), 0.0) - before.get((metric, model), 0.0)
+
+    stats = []
+    for model in models:
+        requests = int(delta("requests", model))
+        per_request = 1e-3 / requests if requests else 0.0
+        stats.append(
+            ModelStats(
+                model,
+                requests,
+                int(delta("texts", model)),
+                int(delta("executions", model)),
+                delta("queue_us", model) * per_request,
+                delta("compute_us", model) * per_request,
+            )
+        )
+    return stats

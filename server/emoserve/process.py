@@ -1,0 +1,204 @@
+"""One tritonserver process: spawned, waited for until ready, terminated, killed.
+
+The process runs in a session of its own, with its python-backend stubs in its process group,
+so stopping it takes the stubs with it. It is asked to die with the thread that started it
+(Linux's PR_SET_PDEATHSIG), so that no server outlives a launcher that was killed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+import sysconfig
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from . import shared_memory
+from .admin import ADMIN_KEY_VARIABLE
+from .config import EXIT_TIMEOUT_SECS, ServerConfig
+from .distribution import TritonDistribution
+from .errors import LauncherError
+
+READY_POLL_SECS = 0.1
+KILL_MARGIN_SECS = 5  # after the exit timeout, before SIGKILL
+
+
+_PR_SET_PDEATHSIG = 1
+_prctl = getattr(ctypes.CDLL(None, use_errno=True), "prctl", None)  # Linux; found before fork
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Ctrl-C and SIGTERM wait until the block is done, then act as they would have.
+
+    Around a `spawn` whose result is stored in the block: a KeyboardInterrupt raised inside
+    subprocess.Popen after the fork, or before the result is stored, would leave a child that
+    nobody ends. Signal handlers can only be swapped in the main thread; elsewhere the block
+    runs as it is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    handlers = {n: signal.signal(n, lambda number, _: caught.append(number)) for n in _STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
+        for number in caught:
+            handler = handlers[number]
+            if callable(handler):
+                handler(number, None)
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(number)
+
+
+def spawn(command: list[str], death_signal: int | None, **options: Any) -> subprocess.Popen[bytes]:
+    """Popen(command, **options) in a session of its own (a Ctrl-C at the terminal reaches only
+    its parent, which ends it). With `death_signal`, Linux sends the child that signal when the
+    thread that started it ends: only a thread that lives as long as the child should ask."""
+
+    def in_child() -> None:
+        if _prctl is not None and death_signal is not None:
+            _prctl(_PR_SET_PDEATHSIG, death_signal)
+
+    return subprocess.Popen(command, start_new_session=True, preexec_fn=in_child, **options)
+
+
+def environment(distribution: TritonDistribution) -> dict[str, str]:
+    """The server's environment: its bundled libraries, and this interpreter's packages.
+
+    The python backend stub embeds libpython and finds its prefix through the first `python3`
+    on PATH, so putting this interpreter's bin directory first makes the stub see the same
+    virtual environment (tokenizers, numpy, onnxruntime) as the launcher.
+    """
+    env = dict(os.environ)
+    env.pop(ADMIN_KEY_VARIABLE, None)  # the key reaches Triton as a flag, and no model
+    libraries = [str(distribution.libraries), env.get("LD_LIBRARY_PATH", "")]
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in libraries if p)
+    env["PATH"] = os.pathsep.join([sysconfig.get_path("scripts"), env.get("PATH", "")])
+    return env
+
+
+class TritonProcess:
+    """tritonserver on `config`, started in `workdir` with its output in `log` (None: the
+    console). `start` may be called again once the process is gone."""
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        distribution: TritonDistribution,
+        workdir: Path,
+        log: IO[bytes] | None,
+        log_path: Path | None,
+    ) -> None:
+        self.config = config
+        self.distribution = distribution
+        self.workdir = workdir
+        self.backends = distribution.backend_directory(workdir / "backends")
+        self.log = log
+        self.log_path = log_path
+        self.shm_prefix = ""
+        self._popen: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        return self._running().pid
+
+    def returncode(self) -> int | None:
+        """None while it runs."""
+        return self._running().poll()
+
+    def _running(self) -> subprocess.Popen[bytes]:
+        if self._popen is None:
+            raise LauncherError("tritonserver is not started")
+        return self._popen
+
+    def start(self, cancel: threading.Event, die_with_thread: bool) -> None:
+        """Spawn tritonserver and wait until it is ready, or `cancel` is set. With
+        `die_with_thread` it dies with the calling thread: only a thread that lives as long as
+        the server should ask that."""
+        self.shm_prefix = shared_memory.new_prefix()
+        with interrupts_deferred():  # the caller's stop ends what was started
+            self._popen = spawn(
+                self.config.command(self.distribution.binary, self.backends, self.shm_prefix),
+                death_signal=signal.SIGTERM if die_with_thread else None,
+                env=environment(self.distribution),
+                cwd=self.workdir,
+                stdin=subprocess.DEVNULL,
+                stdout=self.log,
+                stderr=subprocess.STDOUT if self.log else None,
+            )
+        self._wait_ready(cancel)
+        shared_memory.restrict(self.shm_prefix)
+
+    def restart(self, cancel: threading.Event) -> None:
+        """Replace a server that died, from the thread that will stop it (the supervisor's);
+        one that does not become ready is killed, so that the next try starts afresh."""
+        self.terminate()
+        try:
+            self.start(cancel, die_with_thread=True)
+        except BaseException:
+            self.kill()
+            raise
+
+    def kill(self) -> None:
+        """SIGKILL the server and its stubs at once."""
+        process = self._running()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+    def terminate(self, drain: Callable[[float], None] | None = None) -> None:
+        """`drain` (given the monotonic deadline) while it runs, then SIGTERM, wait, kill what
+        is left and remove its shared memory; nothing when it is not started."""
+        process = self._popen
+        if process is None:
+            return
+        deadline = time.monotonic() + EXIT_TIMEOUT_SECS
+        if process.poll() is None:
+            if drain is not None:
+                drain(deadline)
+            process.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=max(deadline - time.monotonic(), 0) + KILL_MARGIN_SECS)
+        self.kill()  # the stubs are in its process group; none may outlive it
+        shared_memory.remove(self.shm_prefix)
+        self._popen = None
+
+    def _wait_ready(self, cancel: threading.Event) -> None:
+        url = f"http://{self.config.triton_http_url}/v2/health/ready"
+        deadline = time.monotonic() + self.config.startup_timeout
+        while time.monotonic() < deadline and not cancel.is_set():
+            code = self._running().poll()
+            if code is not None:
+                raise LauncherError(
+                    f"tritonserver exited with code {code} while starting{self._log_tail()}"
+                )
+            with (
+                contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError),
+                urllib.request.urlopen(url, timeout=1) as response,
+            ):
+                if response.status == 200:
+                    return
+            time.sleep(READY_POLL_SECS)
+        if not cancel.is_set():
+            raise LauncherError(
+                f"tritonserver not ready after {self.config.startup_timeout:.0f}s{self._log_tail()}"
+            )
+
+    def _log_tail(self, lines: int = 40) -> str:
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        tail = self.log_path.read_text(errors="replace").splitlines()[-lines:]
+        return "\n--- last lines of the server log ---\n" + "\n".join(tail)
