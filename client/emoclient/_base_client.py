@@ -19,6 +19,7 @@ from types import MappingProxyType
 from typing import Any, ClassVar, Literal, TypedDict
 
 import numpy as np
+import numpy.typing as npt
 from tritonclient.utils import InferenceServerException
 
 from . import protocol as wire
@@ -27,6 +28,7 @@ from .errors import (
     EmotritonError,
     InferenceTimeoutError,
     InvalidInputError,
+    ModelNotFoundError,
     OverloadedError,
     PermissionDeniedError,
     ServerError,
@@ -178,7 +180,9 @@ def texts_of(texts: Texts) -> list[str]:
     return [texts] if isinstance(texts, str) else list(texts)
 
 
-def encode_texts(texts: Sequence[str], max_text_bytes: int = DEFAULT_MAX_TEXT_BYTES) -> np.ndarray:
+def encode_texts(
+    texts: Sequence[str], max_text_bytes: int = DEFAULT_MAX_TEXT_BYTES
+) -> npt.NDArray[np.object_]:
     """A BYTES tensor [n, 1] of UTF-8 texts; a bad item is named by its index."""
     encoded = np.empty((len(texts), 1), dtype=object)
     for index, text in enumerate(texts):
@@ -206,7 +210,7 @@ def chunks(total: int, size: int) -> list[slice]:
 class Decision:
     """How one call turns scores into labels: the served rule, or the caller's override."""
 
-    thresholds: np.ndarray | None  # None: keep the served decision
+    thresholds: npt.NDArray[np.float64] | None  # None: keep the served decision
     top_k: int | None
 
     @classmethod
@@ -232,7 +236,11 @@ class Decision:
         return cls(np.array([merged[label] for label in info.labels], dtype=float), top_k)
 
     def results(
-        self, info: ModelInfo, scores: np.ndarray, predicted: np.ndarray, offset: int
+        self,
+        info: ModelInfo,
+        scores: npt.NDArray[np.float32],
+        predicted: npt.NDArray[np.bool_],
+        offset: int,
     ) -> list[Classification]:
         if self.thresholds is not None:
             predicted = scores >= self.thresholds
@@ -295,9 +303,12 @@ _SHED = ("exceeds maximum queue size", "request timeout expired")
 _UNREACHABLE = ("502", "503")
 
 
-def translate(status: str, message: str, url: str, timeout: float | None) -> EmotritonError | None:
-    """The SDK's error for a tritonclient status and message; None for an unknown model, which
-    the caller turns into ModelNotFoundError (it needs the served models' names)."""
+def translate(
+    status: str, message: str, url: str, timeout: float | None, model: str | None = None
+) -> EmotritonError:
+    """The SDK's error for a tritonclient status and message of a request about `model`. An
+    unknown model is a ModelNotFoundError without the served models' names, which the client
+    adds (that takes a request of its own)."""
     lowered = message.lower()
     if any(reason in lowered for reason in _SHED):
         return OverloadedError(url, message)
@@ -313,7 +324,7 @@ def translate(status: str, message: str, url: str, timeout: float | None) -> Emo
     if "DEADLINE_EXCEEDED" in status or "timed out" in lowered or "deadline" in lowered:
         return InferenceTimeoutError(f"no answer from {url} within {timeout}s")
     if "unknown model" in lowered or "NOT_FOUND" in status or status == "404":
-        return None
+        return ServerError(message, status) if model is None else ModelNotFoundError(model, None)
     if "INVALID_ARGUMENT" in status or status == "400" or lowered.startswith(_MALFORMED_JSON):
         return InvalidInputError(message)
     return ServerError(message, status or None)
@@ -324,12 +335,14 @@ def sdk_error(
     url: str,
     timeout: float | None,
     connection: tuple[type[Exception], ...] = (OSError,),
-) -> EmotritonError | None:
+    model: str | None = None,
+) -> EmotritonError:
     """The SDK's error for an exception from tritonclient or its transport (`connection`: the
-    transport's errors for a refused or lost connection); None when the model is unknown. Any
-    other exception is not the server's answer: it is raised as it is."""
+    transport's errors for a refused or lost connection) on a request about `model`. Any other
+    exception is not the server's answer: it is raised as it is."""
     if isinstance(error, InferenceServerException):
-        return translate(str(error.status() or ""), error.message() or str(error), url, timeout)
+        status, message = str(error.status() or ""), error.message() or str(error)
+        return translate(status, message, url, timeout, model)
     if isinstance(error, (TimeoutError, asyncio.TimeoutError)):
         return InferenceTimeoutError(f"no answer from {url} within {timeout}s")
     if isinstance(error, connection):
@@ -339,7 +352,8 @@ def sdk_error(
 
 def _index_entries(index: Any, protocol: Protocol) -> list[Mapping[str, Any]]:
     """The entries of a repository index, in either protocol's shape."""
-    return index.get("models", []) if protocol == "grpc" else index
+    entries: list[Mapping[str, Any]] = index.get("models", []) if protocol == "grpc" else index
+    return entries
 
 
 def health_of(live: bool, ready: bool, index: Any, protocol: Protocol) -> Health:
@@ -360,10 +374,11 @@ def ready_names(index: Any, protocol: Protocol) -> list[str]:
 
 
 def config_of(response: Any, protocol: Protocol) -> Mapping[str, Any]:
-    return response["config"] if protocol == "grpc" else response
+    config: Mapping[str, Any] = response["config"] if protocol == "grpc" else response
+    return config
 
 
-def outputs_of(response: Any) -> tuple[np.ndarray, np.ndarray]:
+def outputs_of(response: Any) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_]]:
     return response.as_numpy(wire.SCORES_OUTPUT), response.as_numpy(wire.PREDICTED_OUTPUT)
 
 
@@ -436,12 +451,16 @@ class BaseClient:
         self._client = self._triton.InferenceServerClient(self.url, **options)
         self._models: dict[str, ModelInfo] = {}
 
-    def _payload(self, texts: Texts) -> np.ndarray:
+    def _payload(self, texts: Texts) -> npt.NDArray[np.object_]:
         """The texts as a request tensor; checked before anything is sent."""
         return encode_texts(texts_of(texts), self.max_text_bytes)
 
     def _plan(
-        self, info: ModelInfo, payload: np.ndarray, threshold: Threshold, top_k: int | None
+        self,
+        info: ModelInfo,
+        payload: npt.NDArray[np.object_],
+        threshold: Threshold,
+        top_k: int | None,
     ) -> Call:
         decision = Decision.for_call(info, threshold, top_k)
         size = min(self.batch_size or info.max_batch_size, info.max_batch_size)
@@ -449,7 +468,7 @@ class BaseClient:
         requests = [self._infer_request(info.name, payload[part]) for part in parts]
         return Call(info, decision, parts, requests)
 
-    def _infer_request(self, model: str, payload: np.ndarray) -> Request:
+    def _infer_request(self, model: str, payload: npt.NDArray[np.object_]) -> Request:
         text = self._triton.InferInput(wire.TEXT_INPUT, list(payload.shape), "BYTES")
         text.set_data_from_numpy(payload)
         outputs = [
@@ -502,10 +521,6 @@ class BaseClient:
         live, ready, index = answers
         return health_of(live, ready, index, self.protocol)
 
-    def _sdk_error(self, error: Exception, model: str | None) -> EmotritonError | str:
-        """The SDK's error for a failed request about `model`; for an unknown model, its name,
-        which the subclass reports with the names of the served models (that takes a request)."""
-        translated = sdk_error(error, self.url, self.timeout, self._connection_errors)
-        if translated is not None:
-            return translated
-        return model if model is not None else ServerError(str(error))
+    def _sdk_error(self, error: Exception, model: str | None) -> EmotritonError:
+        """The SDK's error for a failed request about `model`."""
+        return sdk_error(error, self.url, self.timeout, self._connection_errors, model)

@@ -103,8 +103,8 @@ class AsyncClient(BaseClient):
             return await asyncio.wait_for(request(), self.timeout)
         except Exception as error:
             failure = self._sdk_error(error, model)
-            if isinstance(failure, str):
-                raise await self._not_served(failure) from error
+            if isinstance(failure, ModelNotFoundError):
+                failure = await self._not_served(failure.model)
             raise failure from error
 
     async def _unless_denied(self, request: Request) -> Any:

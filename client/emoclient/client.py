@@ -108,8 +108,8 @@ class Client(BaseClient):
             return request()
         except Exception as error:
             failure = self._sdk_error(error, model)
-            if isinstance(failure, str):
-                raise self._not_served(failure) from error
+            if isinstance(failure, ModelNotFoundError):
+                failure = self._not_served(failure.model)
             raise failure from error
 
     def _unless_denied(self, request: Request) -> Any:

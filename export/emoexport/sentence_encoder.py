@@ -9,6 +9,7 @@ import inspect
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -18,32 +19,42 @@ from .locate import locate
 from .onnx_export import EncoderInputs
 from .triton_models.tokenizer import ENCODING_FIELDS
 
+if TYPE_CHECKING:  # a heavy import, made only when an encoder is loaded
+    from sentence_transformers import SentenceTransformer
+
 EMBEDDING_OUTPUT = "sentence_embedding"
 
 
 @dataclass
 class SentenceEncoder:
     source: str
-    model: object  # sentence_transformers.SentenceTransformer
+    model: SentenceTransformer
     input_names: tuple[str, ...]
 
     @property
-    def tokenizer(self):
+    def tokenizer(self) -> Any:  # a transformers tokenizer
         return self.model.tokenizer
 
     @property
     def max_length(self) -> int:
-        return int(self.model.max_seq_length)
+        length = self.model.max_seq_length
+        if length is None:
+            raise SourceError(f"{self.source} declares no max_seq_length")
+        return int(length)
 
     @property
     def dimension(self) -> int:
-        return int(self.model.get_embedding_dimension())
+        dimension = self.model.get_embedding_dimension()
+        if dimension is None:
+            raise SourceError(f"{self.source} declares no embedding dimension")
+        return int(dimension)
 
     def encode(self, texts: list[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
         """The reference embeddings: sentence-transformers' own `encode`."""
-        return self.model.encode(
+        embeddings = self.model.encode(
             texts, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=progress
-        ).astype(np.float32)
+        )
+        return np.asarray(embeddings, dtype=np.float32)
 
     def fingerprint(self) -> str:
         """Identifies the encoder's weights and settings, for caching embeddings."""
@@ -66,7 +77,9 @@ def load_sentence_encoder(
     except (OSError, ValueError) as error:
         raise SourceError(f"cannot load sentence encoder {source!r}: {error}") from error
     model.eval()
-    transformer = model[0].auto_model
+    transformer = model.transformers_model
+    if transformer is None:
+        raise SourceError(f"{source} has no transformers model to export")
     accepted = inspect.signature(transformer.forward).parameters
     input_names = tuple(
         name

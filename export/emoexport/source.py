@@ -76,7 +76,7 @@ def find_logits(output: object, requested: int | str | None, num_labels: int) ->
     )
 
 
-def select_logits(output: object, selector: LogitsSelector) -> torch.Tensor:
+def select_logits(output: Any, selector: LogitsSelector) -> torch.Tensor:
     if isinstance(selector, int):
         return output[selector]
     if isinstance(output, dict) and selector in output:

@@ -107,10 +107,10 @@ class BenchReport:
                 f"| {run.contender} | {run.texts_per_s:.0f} | {ms(run.p50_ms)} | "
                 f"{ms(run.p95_ms)} | {'-' if ratio is None else f'{ratio:.2f}'} |"
             )
-        for run, stats in self.triton.items():
+        for contender, stats in self.triton.items():
             lines += [
                 "",
-                f"Triton, {run}:",
+                f"Triton, {contender}:",
                 "",
                 "| model | texts per execution | queue ms/request | compute ms/request |",
                 "| --- | ---: | ---: | ---: |",
@@ -251,6 +251,7 @@ def _in_process(options: BenchOptions, report: BenchReport) -> None:
 
 def _source_model(options: BenchOptions, report: BenchReport) -> None:
     """The model as its users run it without a server."""
+    assert options.source is not None, "measured only with --source"
     if options.head is not None:
         from emoexport.head import load_head
         from emoexport.sentence_encoder import load_sentence_encoder

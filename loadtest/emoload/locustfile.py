@@ -85,6 +85,9 @@ class _EmotionTasks(User):
     abstract = True
     wait_time = constant(0)
 
+    def _classify(self, texts: list[str], name: str) -> None:
+        raise NotImplementedError  # each protocol's user sends its own way
+
     def texts(self, count: int) -> list[str]:
         return random.choices(corpus(self.environment.parsed_options.corpus), k=count)
 
@@ -151,7 +154,7 @@ class HttpUser(_EmotionTasks, FastHttpUser):
     def _error(self, response) -> EmotritonError | None:
         """Why `response` holds no scores, in the SDK's words."""
         if response.content is None:  # no HTTP answer: refused, reset, timed out
-            return ServerUnavailableError(self.host, str(response.error))
+            return ServerUnavailableError(self.host or "", str(response.error))
         if response.status_code != 200:
             return ServerError(response.text or "", status=f"HTTP {response.status_code}")
         outputs = {output["name"]: output for output in (response.js or {}).get("outputs", [])}

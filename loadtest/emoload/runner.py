@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from emoclient import Client, RetryPolicy
 from emoexport.options import option
@@ -42,7 +43,7 @@ class LoadTest:
     `out/users-N/`, and `out/loadtest.png` across them."""
 
     model: str
-    protocol: str = "grpc"
+    protocol: Literal["grpc", "http"] = "grpc"
     users: tuple[int, ...] = option(
         (4,),
         "concurrent Locust users; several numbers run one test each",
@@ -124,7 +125,7 @@ class LoadTest:
             ) from None
 
 
-def check_served(url: str, protocol: str, model: str) -> None:
+def check_served(url: str, protocol: Literal["grpc", "http"], model: str) -> None:
     """Fail at once, in the SDK's words, if nothing answers at `url`, or it does not serve
     `model`, or the model cannot classify: Locust would only count the same failure over and
     over. The request also warms the model up, so the first run does not measure that."""

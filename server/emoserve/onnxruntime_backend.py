@@ -168,7 +168,7 @@ class TritonPythonModel:
         config = json.loads(args["model_config"])
         filename = config.get("default_model_filename") or "model.onnx"
         path = Path(args["model_repository"]) / args["model_version"] / filename
-        providers = ["CPUExecutionProvider"]
+        providers: list[str | tuple[str, dict[str, int]]] = ["CPUExecutionProvider"]
         if args.get("model_instance_kind") == "GPU":
             device = {"device_id": int(args["model_instance_device_id"])}
             providers = [("CUDAExecutionProvider", device), "CPUExecutionProvider"]

@@ -55,12 +55,12 @@ def interrupts_deferred() -> Iterator[None]:
     finally:
         for number, handler in handlers.items():
             signal.signal(number, handler)
-        for number in caught:
-            handler = handlers[number]
-            if callable(handler):
-                handler(number, None)
-            elif handler == signal.SIG_DFL:
-                signal.raise_signal(number)
+        for arrived in caught:
+            previous = handlers[signal.Signals(arrived)]
+            if callable(previous):
+                previous(arrived, None)
+            elif previous == signal.SIG_DFL:
+                signal.raise_signal(arrived)
 
 
 def spawn(command: list[str], death_signal: int | None, **options: Any) -> subprocess.Popen[bytes]:

@@ -16,8 +16,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 from tqdm import tqdm
 from transformers import (
@@ -43,6 +45,9 @@ MULTI_LABEL, SINGLE_LABEL = "multi_label_classification", "single_label_classifi
 _SCORING_BATCH = 128
 # Batches sorted by length together; their order is then shuffled.
 _BUCKET_BATCHES = 50
+# A transformers *ForSequenceClassification: its submodules (bert, pooler, ...) are attributes
+# that torch's Module types as Tensor | Module, so the model is typed loosely.
+Classifier = Any
 
 
 @dataclass(frozen=True)
@@ -161,7 +166,7 @@ def _scoring_batches(lengths: np.ndarray) -> Iterator[np.ndarray]:
         yield order[start : start + _SCORING_BATCH]
 
 
-def probabilities(model: torch.nn.Module, encoded: _Encoded, problem_type: str) -> np.ndarray:
+def probabilities(model: Classifier, encoded: _Encoded, problem_type: str) -> np.ndarray:
     """float [texts, labels]: sigmoid (multi-label) or softmax scores, in the texts' order."""
     model.eval()
     scores = np.zeros((len(encoded.lengths), model.config.num_labels), dtype=np.float32)
@@ -172,9 +177,7 @@ def probabilities(model: torch.nn.Module, encoded: _Encoded, problem_type: str) 
     return scores
 
 
-def score_texts(
-    model: torch.nn.Module, tokenizer, texts: list[str], problem_type: str
-) -> np.ndarray:
+def score_texts(model: Classifier, tokenizer, texts: list[str], problem_type: str) -> np.ndarray:
     """The classifier's scores of `texts`, truncated at the tokenizer's limit, as served."""
     encoded = _Encoded.of(tokenizer, texts, tokenizer.model_max_length)
     return probabilities(model, encoded, problem_type)
@@ -196,7 +199,7 @@ def _validation_choice(
     return thresholds, float(f1_scores(targets, decisions).mean())
 
 
-def _optimiser(model: torch.nn.Module, settings: FinetuneSettings) -> torch.optim.Optimizer:
+def _optimiser(model: Classifier, settings: FinetuneSettings) -> torch.optim.Optimizer:
     """The pre-trained encoder at its rate; the rest (new classifier, and the pooler, which
     sentence encoders never trained) at the head's."""
     base = model.base_model
@@ -229,7 +232,7 @@ def mean_pooling_config(config: PretrainedConfig, pooling: str) -> PretrainedCon
     return config
 
 
-def make_mean_pooling_layer(model: torch.nn.Module, scale: float = 100.0) -> None:
+def make_mean_pooling_layer(model: Classifier, scale: float = 100.0) -> None:
     """Turn the last (new) BERT layer and the pooler into mean pooling, so the classifier
     starts from the sentence embedding the encoder was trained for, in a plain BERT.
 
@@ -262,7 +265,7 @@ def make_mean_pooling_layer(model: torch.nn.Module, scale: float = 100.0) -> Non
             norm.bias.zero_()
 
 
-def start_at_the_prior(model: torch.nn.Module, targets: np.ndarray, problem_type: str) -> None:
+def start_at_the_prior(model: Classifier, targets: np.ndarray, problem_type: str) -> None:
     """Set the output layer's biases to the training labels' log-odds (multi-label) or log
     frequencies (single-label). From zero, Adam would spend thousands of steps moving the biases
     of rare labels there, one learning rate at a time, before learning anything else."""
@@ -277,12 +280,138 @@ def start_at_the_prior(model: torch.nn.Module, targets: np.ndarray, problem_type
         output.bias.copy_(torch.from_numpy(np.log(odds).astype(np.float32)))
 
 
-def _round_to_half(model: torch.nn.Module) -> None:
+def _round_to_half(model: Classifier) -> None:
     """Weights as float16 would store them, kept in float32."""
     with torch.no_grad():
         for tensor in model.state_dict().values():
             if tensor.is_floating_point():
                 tensor.copy_(tensor.half().float())
+
+
+@dataclass(frozen=True)
+class _Data:
+    """The splits, tokenised once: the training texts (the first `limit`, chosen at random,
+    when limited) and their targets, and validation and test."""
+
+    splits: dict[str, LabelledSplit]
+    problem_type: str
+    train: _Encoded
+    train_targets: npt.NDArray[np.float32]
+    scored: dict[str, _Encoded]  # validation and test
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.splits["train"].labels
+
+    @classmethod
+    def load(
+        cls, data: str, tokenizer: Any, settings: FinetuneSettings, generator: np.random.Generator
+    ) -> _Data:
+        splits = {name: load_split(data, name) for name in ("train", "validation", "test")}
+        train = splits["train"]
+        chosen = np.arange(len(train.texts))
+        if settings.limit:
+            chosen = np.sort(generator.permutation(len(chosen))[: settings.limit])
+        length = tokenizer.model_max_length
+        return cls(
+            splits,
+            problem_type_of(train),
+            _Encoded.of(tokenizer, [train.texts[i] for i in chosen], length),
+            train.targets[chosen].astype(np.float32),
+            {name: _Encoded.of(tokenizer, splits[name].texts, length) for name in SCORED},
+        )
+
+
+SCORED = ("validation", "test")
+
+
+def _tokenizer(location: str, max_length: int) -> Any:
+    """The base's fast tokenizer, truncating at `max_length`, never past the encoder's limit."""
+    tokenizer = AutoTokenizer.from_pretrained(location, use_fast=True)
+    tokenizer.model_max_length = min(max_length, tokenizer.model_max_length)
+    return tokenizer
+
+
+def _classifier(location: str, data: _Data, pooling: str) -> Classifier:
+    """The base with a classification head for the data's labels, its biases at their prior."""
+    labels = data.labels
+    config = AutoConfig.from_pretrained(
+        location,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+        problem_type=data.problem_type,
+    )
+    model = AutoModelForSequenceClassification.from_pretrained(
+        location, config=mean_pooling_config(config, pooling), dtype=torch.float32
+    )
+    if pooling == "mean":
+        make_mean_pooling_layer(model)
+    start_at_the_prior(model, data.train_targets, data.problem_type)
+    return model
+
+
+def _loss(problem_type: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    if problem_type == MULTI_LABEL:
+        return torch.nn.BCEWithLogitsLoss()
+    return lambda logits, y: torch.nn.functional.cross_entropy(logits, y.argmax(dim=1))
+
+
+def _train(
+    model: Classifier,
+    data: _Data,
+    settings: FinetuneSettings,
+    generator: np.random.Generator,
+    log: Callable[[str], None],
+    progress: bool,
+) -> tuple[list[EpochResult], dict[str, torch.Tensor]]:
+    """Every epoch, scored on validation; their results, and the best epoch's weights."""
+    steps_per_epoch = -(-len(data.train.lengths) // settings.batch_size)
+    optimiser = _optimiser(model, settings)
+    schedule = get_linear_schedule_with_warmup(
+        optimiser,
+        int(settings.warmup * steps_per_epoch * settings.epochs),
+        steps_per_epoch * settings.epochs,
+    )
+    loss_fn = _loss(data.problem_type)
+    targets = torch.from_numpy(data.train_targets)
+    history: list[EpochResult] = []
+    best: dict[str, torch.Tensor] = {}
+    for epoch in range(1, settings.epochs + 1):
+        started = time.monotonic()
+        model.train()
+        batches = _training_batches(data.train.lengths, settings.batch_size, generator)
+        bar = tqdm(
+            batches,
+            desc=f"epoch {epoch}/{settings.epochs}",
+            disable=not progress,
+            mininterval=10,
+            unit="batch",
+        )
+        total = 0.0
+        for step, indices in enumerate(bar, start=1):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=settings.bfloat16):
+                logits = model(**data.train.batch(indices)).logits
+            loss = loss_fn(logits.float(), targets[indices])
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            total += loss.item()
+            if step % 50 == 0:
+                bar.set_postfix(loss=f"{total / step:.4f}")
+        scores = probabilities(model, data.scored["validation"], data.problem_type)
+        validation = data.splits["validation"].targets
+        _, score = _validation_choice(scores, validation, data.problem_type)
+        result = EpochResult(epoch, total / len(batches), score, time.monotonic() - started)
+        log(
+            f"epoch {epoch}: train loss {result.train_loss:.4f}, validation macro-F1 "
+            f"{score:.4f} ({result.seconds / 60:.1f} min)"
+        )
+        if not history or score > max(e.validation_macro_f1 for e in history):
+            best = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        history.append(result)
+    return history, best
 
 
 def finetune(
@@ -296,136 +425,55 @@ def finetune(
     """Train, choose the epoch and thresholds on validation, write the model and its report."""
     started = time.monotonic()
     seed_everything(settings.seed)
-    splits = {name: load_split(data, name) for name in ("train", "validation", "test")}
-    train, labels = splits["train"], splits["train"].labels
-    problem_type = problem_type_of(train)
-    location = locate(base)
-    tokenizer = AutoTokenizer.from_pretrained(location, use_fast=True)
-    # Never past the encoder's own limit (the tokenizer declares it).
-    max_length = min(settings.max_length, tokenizer.model_max_length)
-    tokenizer.model_max_length = max_length
-    config = AutoConfig.from_pretrained(
-        location,
-        num_labels=len(labels),
-        id2label=dict(enumerate(labels)),
-        label2id={label: i for i, label in enumerate(labels)},
-        problem_type=problem_type,
-    )
-    config = mean_pooling_config(config, settings.pooling)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        location, config=config, dtype=torch.float32
-    )
-    if settings.pooling == "mean":
-        make_mean_pooling_layer(model)
     generator = np.random.default_rng(settings.seed)
-    chosen = np.arange(len(train.texts))
-    if settings.limit:
-        chosen = np.sort(generator.permutation(len(chosen))[: settings.limit])
-    start_at_the_prior(model, train.targets[chosen], problem_type)
-    train_targets = torch.from_numpy(train.targets[chosen].astype(np.float32))
-    encoded_train = _Encoded.of(tokenizer, [train.texts[i] for i in chosen], max_length)
-    encoded = {
-        name: _Encoded.of(tokenizer, splits[name].texts, max_length)
-        for name in ("validation", "test")
-    }
-    log(f"{len(chosen)} training texts, {len(labels)} labels, {problem_type}")
+    location = locate(base)
+    tokenizer = _tokenizer(location, settings.max_length)
+    prepared = _Data.load(data, tokenizer, settings, generator)
+    problem_type = prepared.problem_type
+    model = _classifier(location, prepared, settings.pooling)
+    texts, labels = len(prepared.train.lengths), len(prepared.labels)
+    log(f"{texts} training texts, {labels} labels, {problem_type}")
 
-    steps_per_epoch = -(-len(chosen) // settings.batch_size)
-    optimiser = _optimiser(model, settings)
-    schedule = get_linear_schedule_with_warmup(
-        optimiser,
-        int(settings.warmup * steps_per_epoch * settings.epochs),
-        steps_per_epoch * settings.epochs,
-    )
-    loss_fn = (
-        torch.nn.BCEWithLogitsLoss()
-        if problem_type == MULTI_LABEL
-        else lambda logits, y: torch.nn.functional.cross_entropy(logits, y.argmax(dim=1))
-    )
-    history: list[EpochResult] = []
-    best_state, best_score = None, -1.0
-    for epoch in range(1, settings.epochs + 1):
-        epoch_started = time.monotonic()
-        model.train()
-        batches = _training_batches(encoded_train.lengths, settings.batch_size, generator)
-        total = 0.0
-        bar = tqdm(
-            batches,
-            desc=f"epoch {epoch}/{settings.epochs}",
-            disable=not progress,
-            mininterval=10,
-            unit="batch",
-        )
-        for step, indices in enumerate(bar, start=1):
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=settings.bfloat16):
-                logits = model(**encoded_train.batch(indices)).logits
-            loss = loss_fn(logits.float(), train_targets[indices])
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            schedule.step()
-            total += loss.item()
-            if step % 50 == 0:
-                bar.set_postfix(loss=f"{total / step:.4f}")
-        scores = probabilities(model, encoded["validation"], problem_type)
-        _, score = _validation_choice(scores, splits["validation"].targets, problem_type)
-        result = EpochResult(epoch, total / len(batches), score, time.monotonic() - epoch_started)
-        history.append(result)
-        log(
-            f"epoch {epoch}: train loss {result.train_loss:.4f}, validation macro-F1 "
-            f"{score:.4f} ({result.seconds / 60:.1f} min)"
-        )
-        if score > best_score:
-            best_score = score
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    model.load_state_dict(best_state)
+    history, best = _train(model, prepared, settings, generator, log, progress)
+    model.load_state_dict(best)
     if settings.half_precision:
         _round_to_half(model)
-    chosen_epoch = max(history, key=lambda e: e.validation_macro_f1).epoch
-    scores = {name: probabilities(model, encoded[name], problem_type) for name in encoded}
-    thresholds, _ = _validation_choice(
-        scores["validation"], splits["validation"].targets, problem_type
-    )
+
+    scores = {name: probabilities(model, prepared.scored[name], problem_type) for name in SCORED}
+    targets = {name: prepared.splits[name].targets for name in SCORED}
+    thresholds, _ = _validation_choice(scores["validation"], targets["validation"], problem_type)
     tables = {
         name: evaluate(
-            splits[name].targets,
+            targets[name],
             decide(scores[name], problem_type, thresholds),
-            labels,
+            prepared.labels,
             thresholds,
         )
-        for name in encoded
+        for name in SCORED
     }
-    result = FinetuneReport(
+    report = FinetuneReport(
         base,
         str(data),
         problem_type,
         settings,
         tuple(history),
-        chosen_epoch,
+        max(history, key=lambda e: e.validation_macro_f1).epoch,
         time.monotonic() - started,
         tables["validation"],
         tables["test"],
     )
-    _write(
-        model,
-        tokenizer,
-        labels,
-        thresholds,
-        result,
-        directory,
-        settings,
-        check=partial(
-            _check_written,
-            encoded=encoded["validation"],
-            expected=scores["validation"],
-            problem_type=problem_type,
-        ),
+    check = partial(
+        _check_written,
+        encoded=prepared.scored["validation"],
+        expected=scores["validation"],
+        problem_type=problem_type,
     )
-    return result
+    _write(model, tokenizer, prepared.labels, thresholds, report, directory, settings, check)
+    return report
 
 
 def _write(
-    model: torch.nn.Module,
+    model: Classifier,
     tokenizer,
     labels: tuple[str, ...],
     thresholds: np.ndarray | None,

@@ -83,7 +83,8 @@ def train(
     loss_fn = torch.nn.BCEWithLogitsLoss()
     x, y = torch.from_numpy(train_x), torch.from_numpy(train_y.astype(np.float32))
     dev_inputs, dev_targets = torch.from_numpy(dev_x), torch.from_numpy(dev_y.astype(np.float32))
-    best_loss, best_state, stale = float("inf"), None, 0
+    best_loss, stale = float("inf"), 0
+    best_state = {k: v.clone() for k, v in net.state_dict().items()}
     for epoch in range(1, settings.epochs + 1):
         net.train()
         for batch in torch.randperm(len(x)).split(settings.batch_size):

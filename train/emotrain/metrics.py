@@ -85,7 +85,7 @@ def evaluate(
     targets: np.ndarray,
     predicted: np.ndarray,
     labels: Sequence[str],
-    thresholds: Sequence[float] | None = None,
+    thresholds: Sequence[float] | np.ndarray | None = None,
 ) -> Report:
     """The table for boolean [n, labels] targets and predictions."""
     targets, predicted = targets.astype(bool), predicted.astype(bool)

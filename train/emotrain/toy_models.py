@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from tokenizers import (
@@ -27,14 +28,14 @@ from transformers import (
     BertConfig,
     BertForSequenceClassification,
     BertModel,
-    BertTokenizerFast,
+    BertTokenizer,
     DistilBertConfig,
     DistilBertForSequenceClassification,
-    DistilBertTokenizerFast,
+    DistilBertTokenizer,
     PreTrainedModel,
     RobertaConfig,
     RobertaForSequenceClassification,
-    RobertaTokenizerFast,
+    RobertaTokenizer,
 )
 
 from emoexport.labels import EMOTION_LABELS, GO_EMOTIONS_LABELS
@@ -74,7 +75,7 @@ def _corpus() -> list[str]:
     return CORPUS.splitlines()
 
 
-def bpe_tokenizer(max_length: int, vocab_size: int = 600) -> RobertaTokenizerFast:
+def bpe_tokenizer(max_length: int, vocab_size: int = 600) -> RobertaTokenizer:
     """A RoBERTa-style byte-level BPE tokenizer: any text encodes, nothing is unknown."""
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -86,10 +87,10 @@ def bpe_tokenizer(max_length: int, vocab_size: int = 600) -> RobertaTokenizerFas
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
     tokenizer.train_from_iterator(_corpus(), trainer)
-    tokenizer.post_processor = processors.RobertaProcessing(
-        ("</s>", tokenizer.token_to_id("</s>")), ("<s>", tokenizer.token_to_id("<s>"))
-    )
-    return RobertaTokenizerFast(
+    end, start = tokenizer.token_to_id("</s>"), tokenizer.token_to_id("<s>")
+    assert end is not None and start is not None, "the special tokens are trained first"
+    tokenizer.post_processor = processors.RobertaProcessing(("</s>", end), ("<s>", start))
+    return RobertaTokenizer(
         tokenizer_object=tokenizer,
         bos_token="<s>",
         eos_token="</s>",
@@ -103,7 +104,7 @@ def bpe_tokenizer(max_length: int, vocab_size: int = 600) -> RobertaTokenizerFas
 
 
 def wordpiece_tokenizer(
-    max_length: int, tokenizer_class: type = BertTokenizerFast, vocab_size: int = 600
+    max_length: int, tokenizer_class: type = BertTokenizer, vocab_size: int = 600
 ):
     """A BERT-style uncased WordPiece tokenizer.
 
@@ -144,8 +145,8 @@ def wordpiece_tokenizer(
 
 
 # A wider initialisation than transformers' 0.02 makes a random model's output depend on the text.
-_INIT = {"initializer_range": 0.2}
-_SMALL = {
+_INIT: dict[str, Any] = {"initializer_range": 0.2}
+_SMALL: dict[str, Any] = {
     "num_attention_heads": 2,
     "intermediate_size": 64,
     "hidden_size": 32,
@@ -174,7 +175,7 @@ def spread_logits(
         head.weight.mul_(target_std / logits.std())
 
 
-def _labels(labels: Sequence[str]) -> dict:
+def _labels(labels: Sequence[str]) -> dict[str, Any]:
     return {
         "id2label": dict(enumerate(labels)),
         "label2id": {name: i for i, name in enumerate(labels)},
@@ -207,7 +208,7 @@ def roberta_multilabel(labels: Sequence[str] = GO_EMOTIONS_LABELS, max_length: i
 
 def distilbert_single_label(labels: Sequence[str] = EMOTION_LABELS, max_length: int = 64):
     """Like the dair-ai emotion DistilBERTs: 6 labels, single-label (softmax), no token_type_ids."""
-    tokenizer = wordpiece_tokenizer(max_length, DistilBertTokenizerFast)
+    tokenizer = wordpiece_tokenizer(max_length, DistilBertTokenizer)
     config = DistilBertConfig(
         vocab_size=len(tokenizer),
         max_position_embeddings=max_length,
@@ -224,7 +225,7 @@ def distilbert_single_label(labels: Sequence[str] = EMOTION_LABELS, max_length: 
 
 def bert_single_label(labels: Sequence[str] = EMOTION_LABELS, max_length: int = 64):
     """BERT, single-label: the architecture that also takes token_type_ids."""
-    tokenizer = wordpiece_tokenizer(max_length, BertTokenizerFast)
+    tokenizer = wordpiece_tokenizer(max_length, BertTokenizer)
     config = BertConfig(
         vocab_size=len(tokenizer),
         max_position_embeddings=max_length,
@@ -257,11 +258,11 @@ def build_sentence_encoder(directory: str | Path, seed: int = 0, max_length: int
     """A small BERT sentence encoder saved the sentence-transformers way: the transformer,
     mean pooling over the attention mask, then L2 normalisation (all-MiniLM's recipe)."""
     from sentence_transformers import SentenceTransformer
-    from sentence_transformers import models as st_models
+    from sentence_transformers.sentence_transformer import modules as st_models
 
     torch.manual_seed(seed)
     directory = Path(directory)
-    tokenizer = wordpiece_tokenizer(max_length, BertTokenizerFast)
+    tokenizer = wordpiece_tokenizer(max_length, BertTokenizer)
     config = BertConfig(
         vocab_size=len(tokenizer),
         max_position_embeddings=max_length,
@@ -288,12 +289,15 @@ def build_head(
     seed: int = 0,
 ) -> Path:
     """A random linear head in seed 001's format (model.onnx + thresholds.json)."""
-    from .head_training import HeadNet, HeadSettings, write_head
+    from .head_training import HeadNet, write_head
+    from .settings import HeadSettings
 
     torch.manual_seed(seed)
     net = HeadNet(dim, len(labels), HeadSettings(hidden=0))
     with torch.no_grad():  # spread the scores over (0, 1), not all near 0.5
-        net.layers[-1].weight.mul_(40.0)
+        last = net.layers[-1]
+        assert isinstance(last, torch.nn.Linear)
+        last.weight.mul_(40.0)
     chosen = (
         thresholds
         if thresholds is not None

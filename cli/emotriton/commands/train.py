@@ -46,7 +46,8 @@ def _train_head_options(parser: argparse.ArgumentParser, add: Add) -> None:
 
 
 def _train_head(args: argparse.Namespace) -> int:
-    from emotrain.head_training import HeadSettings, fit_head
+    from emotrain.head_training import fit_head
+    from emotrain.settings import HeadSettings
 
     quiet_transformers()
     settings = from_options(HeadSettings, args)
