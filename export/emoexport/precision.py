@@ -21,7 +21,7 @@ from onnxruntime.transformers.onnx_model import OnnxModel
 from .options import Precision
 
 
-def _without_weight_shapes(path: Path) -> onnx.ModelProto:
+def without_weight_shapes(path: Path) -> onnx.ModelProto:
     """The model without the shape annotations of its weights. The quantiser rewrites a Gemm's
     transposed weight under the same name, and the stale annotation then fails its shape
     inference (seen on RoBERTa classifiers: "(768) vs (28)"). The annotations of weights are
@@ -37,7 +37,7 @@ def _without_weight_shapes(path: Path) -> onnx.ModelProto:
 
 def quantize_int8(source: Path, target: Path) -> None:
     quantize_dynamic(
-        _without_weight_shapes(source), target, per_channel=True, weight_type=QuantType.QInt8
+        without_weight_shapes(source), target, per_channel=True, weight_type=QuantType.QInt8
     )
 
 
