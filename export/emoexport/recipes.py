@@ -109,8 +109,8 @@ def _is_sequence_classifier(config: Mapping[str, Any]) -> bool:
 RECIPES: tuple[Recipe, ...] = (
     Recipe(
         "go-emotions-roberta",
-        "SamLowe/roberta-base-go_emotions (card 000): RoBERTa, 28 go_emotions labels, sigmoid; "
-        "threshold 0.5, or --thresholds card for the card's per-label optimum",
+        "SamLowe/roberta-base-go_emotions: RoBERTa, 28 go_emotions labels, sigmoid; "
+        "threshold 0.5, or --thresholds card for the model card's per-label thresholds",
         lambda c: (
             c.get("model_type") == "roberta"
             and is_multi_label(c)
@@ -121,7 +121,7 @@ RECIPES: tuple[Recipe, ...] = (
     ),
     Recipe(
         "semeval-remote-code",
-        "Hidden-States/roberta-base-semeval (card 002): custom code loaded with AutoModel, "
+        "Hidden-States/roberta-base-semeval: custom code loaded with AutoModel, "
         "`_, logits = model(**inputs)`, 11 SemEval labels, sigmoid, threshold 0.5, max_length 128",
         lambda c: "auto_map" in c and len(labels_of(c)) == len(SEMEVAL_LABELS),
         loader="auto-model",
@@ -132,7 +132,7 @@ RECIPES: tuple[Recipe, ...] = (
     ),
     Recipe(
         "emotion-distilbert",
-        "DistilBERT fine-tuned on dair-ai emotion (cards 003, 004): 6 labels, softmax, argmax; "
+        "DistilBERT fine-tuned on dair-ai emotion: 6 labels, softmax, argmax; "
         "LABEL_0..5 read as sadness, joy, love, anger, fear, surprise",
         lambda c: (
             c.get("model_type") == "distilbert"
