@@ -282,11 +282,18 @@ def test_triton_statuses_become_the_sdks_errors(status: str, message: str, expec
 
 @pytest.mark.parametrize("status", ["StatusCode.NOT_FOUND", "404", "400"])
 def test_an_unknown_model_is_left_to_the_client_to_name(client: Client, status: str) -> None:
-    """The client names it with the served models, which takes a request of its own."""
+    """A ModelNotFoundError without the served models' names: the client adds them, which
+    takes a request of its own."""
     unknown = server_exception("Request for unknown model: 'nope' is not found", status)
-    assert translate(status, unknown.message(), URL, 1.0) is None
-    assert client._sdk_error(unknown, "nope") == "nope"
-    assert isinstance(client._sdk_error(unknown, None), ServerError)  # not a model's request
+    for error in (
+        translate(status, unknown.message(), URL, 1.0, "nope"),
+        client._sdk_error(unknown, "nope"),
+    ):
+        assert isinstance(error, ModelNotFoundError), error
+        assert (error.model, error.available) == ("nope", None)
+    # Not a model's request: the server's error, as it said it.
+    for error in (translate(status, unknown.message(), URL, 1.0), client._sdk_error(unknown, None)):
+        assert isinstance(error, ServerError) and "unknown model: 'nope'" in str(error), error
 
 
 @pytest.mark.parametrize(

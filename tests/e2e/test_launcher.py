@@ -1,0 +1,143 @@
+"""The local server launcher: binding, readiness, clean shutdown, failures that explain why."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import signal
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from emoserve import LauncherError, LocalServer
+from emoserve.config import EXIT_TIMEOUT_SECS, free_port
+
+from ..support import EMOTRITON
+
+
+def listening_addresses(port: int) -> set[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """Local addresses with a listening TCP socket on `port`, from /proc/net/tcp{,6}."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:
+                # The kernel prints each 32-bit word of the address in host (little-endian) order.
+                words = [bytes.fromhex(address[i : i + 8])[::-1] for i in range(0, len(address), 8)]
+                found.add(ipaddress.ip_address(b"".join(words)))
+    return found
+
+
+def is_loopback(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    mapped = getattr(address, "ipv4_mapped", None)
+    return (mapped or address).is_loopback
+
+
+def _stat(pid: int) -> list[str] | None:
+    """Fields of /proc/PID/stat after the command name (state, ppid, pgrp, ...); None if gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return None if fields[0] == "Z" else fields
+
+
+def live_processes() -> dict[int, list[str]]:
+    stats = {int(e.name): _stat(int(e.name)) for e in Path("/proc").iterdir() if e.name.isdigit()}
+    return {pid: fields for pid, fields in stats.items() if fields is not None}
+
+
+def processes_in_group(group: int) -> list[int]:
+    return [pid for pid, fields in live_processes().items() if int(fields[2]) == group]
+
+
+def descendants(root: int) -> list[int]:
+    processes = live_processes()
+    found, frontier = [], [root]
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, fields in processes.items() if int(fields[1]) == parent]
+        found += children
+        frontier += children
+    return found
+
+
+def test_binds_loopback_and_stops_with_all_its_processes(repository: Path) -> None:
+    server = LocalServer(repository).start()
+    try:
+        group = server.process.pid
+        assert len(processes_in_group(group)) > 1  # tritonserver and its python backend stubs
+        for port in (
+            server.endpoints.http_port,  # the guards'
+            server.endpoints.metrics_port,
+            server.config.triton_http_port,  # Triton's own, behind the guards
+            server.config.triton_metrics_port,
+            server.endpoints.grpc_port,
+        ):
+            addresses = listening_addresses(port)
+            assert addresses and all(map(is_loopback, addresses)), addresses
+        # Through the guards: Triton's stop waits for open HTTP connections, so the guards must
+        # hold none to it (pooled ones made every stop wait out the exit timeout).
+        for url in (
+            f"http://{server.endpoints.http_url}/v2/health/ready",
+            server.endpoints.metrics_url,
+        ):
+            with urllib.request.urlopen(url, timeout=10) as response:
+                assert response.status == 200
+    finally:
+        stopping = time.monotonic()
+        server.stop()
+    assert time.monotonic() - stopping < EXIT_TIMEOUT_SECS / 2
+    assert processes_in_group(group) == []
+
+
+def test_a_broken_repository_fails_with_the_servers_reason(tmp_path: Path) -> None:
+    model = tmp_path / "broken"
+    (model / "1").mkdir(parents=True)
+    (model / "config.pbtxt").write_text('backend: "no_such_backend"\nmax_batch_size: 1\n')
+    with pytest.raises(LauncherError) as caught:
+        LocalServer(tmp_path, startup_timeout=60).start()
+    assert "no_such_backend" in str(caught.value)
+
+
+def test_serve_command_stops_cleanly_on_sigterm(repository: Path) -> None:
+    ports = [str(free_port()) for _ in range(3)]
+    serve = subprocess.Popen(
+        [
+            *EMOTRITON,
+            "serve",
+            "--repository",
+            str(repository),
+            "--http-port",
+            ports[0],
+            "--grpc-port",
+            ports[1],
+            "--metrics-port",
+            ports[2],
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        banner = ""
+        deadline = time.monotonic() + 120
+        while "Ctrl-C stops it." not in banner and time.monotonic() < deadline:
+            line = serve.stdout.readline()
+            if not line:
+                break
+            banner += line
+        assert "go_emotions" in banner and f"127.0.0.1:{ports[1]}" in banner
+        server_processes = descendants(serve.pid)
+        assert len(server_processes) > 1  # tritonserver and its python backend stubs
+        serve.send_signal(signal.SIGTERM)
+        assert serve.wait(timeout=60) == 0
+        assert [pid for pid in server_processes if _stat(pid) is not None] == []
+    finally:
+        if serve.poll() is None:
+            os.killpg(serve.pid, signal.SIGKILL)
