@@ -324,15 +324,15 @@ def _failures(metrics: dict[tuple[str, str], float], model: str) -> float:
 def _infinity(options: BenchOptions, report: BenchReport) -> None:
     """infinity-emb's embeddings, and the head on them in the client: the whole classification,
     as a user of infinity would assemble it."""
+    if options.source is None or options.head is None:
+        raise PeerUnavailableError("it serves embeddings: it needs an encoder + head model")
     from emoexport.head import load_head
     from emoexport.locate import locate
     from emoexport.sentence_encoder import load_sentence_encoder
-    from emoserve.launcher import free_port
+    from emoserve.config import free_port
 
     from .infinity import TOOL, EmbeddingClient, export_model, min_cosine, serving
 
-    if options.source is None or options.head is None:
-        raise PeerUnavailableError("it serves embeddings: it needs an encoder + head model")
     binary = find_peer(TOOL, options.infinity_emb)
     head = load_head(options.head)
     sample = options.texts[:PEER_CHECK_TEXTS]

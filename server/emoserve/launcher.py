@@ -100,8 +100,8 @@ class LocalServer:
         """Block until the supervisor gives up on a server that cannot start; its exit code."""
         if self.supervisor is None:
             raise LauncherError("server not started")
-        while self.supervisor.is_alive():
-            self.supervisor.join(timeout=1)  # a timeout keeps the main thread's signals handled
+        while not self.supervisor.finished.wait(timeout=1):  # the main thread's signals act
+            pass
         return self.supervisor.exit_code or 1
 
     def _shutdown(self) -> None:
@@ -115,6 +115,7 @@ class LocalServer:
             self._log = None
         if self._workdir is not None:
             shutil.rmtree(self._workdir, ignore_errors=True)
+            self._workdir = None
 
     def stop(self) -> None:
         """Drain the requests in flight (up to EXIT_TIMEOUT_SECS), then stop."""

@@ -110,6 +110,7 @@ class TritonProcess:
         self.log_path = log_path
         self.shm_prefix = ""
         self._popen: subprocess.Popen[bytes] | None = None
+        self._stopping = threading.Lock()
 
     @property
     def pid(self) -> int:
@@ -153,28 +154,32 @@ class TritonProcess:
             raise
 
     def kill(self) -> None:
-        """SIGKILL the server and its stubs at once."""
-        process = self._running()
+        """SIGKILL the server and its stubs at once (nothing when it is not started)."""
+        process = self._popen
+        if process is None:
+            return
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
 
     def terminate(self, drain: Callable[[float], None] | None = None) -> None:
         """`drain` (given the monotonic deadline) while it runs, then SIGTERM, wait, kill what
-        is left and remove its shared memory; nothing when it is not started."""
-        process = self._popen
-        if process is None:
-            return
-        deadline = time.monotonic() + EXIT_TIMEOUT_SECS
-        if process.poll() is None:
-            if drain is not None:
-                drain(deadline)
-            process.send_signal(signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=max(deadline - time.monotonic(), 0) + KILL_MARGIN_SECS)
-        self.kill()  # the stubs are in its process group; none may outlive it
-        shared_memory.remove(self.shm_prefix)
-        self._popen = None
+        is left and remove its shared memory; nothing when it is not started. One thread at a
+        time: the supervisor's and the caller's stops may meet."""
+        with self._stopping:
+            process = self._popen
+            if process is None:
+                return
+            deadline = time.monotonic() + EXIT_TIMEOUT_SECS
+            if process.poll() is None:
+                if drain is not None:
+                    drain(deadline)
+                process.send_signal(signal.SIGTERM)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(timeout=max(deadline - time.monotonic(), 0) + KILL_MARGIN_SECS)
+            self.kill()  # the stubs are in its process group; none may outlive it
+            shared_memory.remove(self.shm_prefix)
+            self._popen = None
 
     def _wait_ready(self, cancel: threading.Event) -> None:
         url = f"http://{self.config.triton_http_url}/v2/health/ready"

@@ -112,20 +112,27 @@ class Supervisor(threading.Thread):
         self.recoveries: list[Recovery] = []
         self.exit_code: int | None = None  # set when it gave up on a server that cannot start
         self.stopping = threading.Event()
+        # Set when `run` has returned. Waited on rather than join(timeout): on Python 3.11 a
+        # join interrupted by KeyboardInterrupt marks a running thread as stopped.
+        self.finished = threading.Event()
         self._crashes = 0  # in a row, each within STABLE_SECS of the last start
         self._failed_starts = 0
         self._ready_at = time.monotonic()
 
     def stop(self) -> None:
+        """Stop watching, and return once `on_stop` has run (at once if never started)."""
         self.stopping.set()
-        if self.is_alive():
-            self.join()
+        if self.ident is not None:
+            self.finished.wait()
 
     def run(self) -> None:
         try:
             self._watch()
         finally:
-            self.on_stop()
+            try:
+                self.on_stop()
+            finally:
+                self.finished.set()
 
     def _watch(self) -> None:
         stubs = backend_processes(self.process.pid)

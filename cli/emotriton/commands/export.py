@@ -38,7 +38,6 @@ def _options(parser: argparse.ArgumentParser, add: Add) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from emoexport.exporter import export_classifier, export_embedding_classifier
     from emoexport.options import Batching, ExportOptions
     from emoexport.recipes import RECIPES
 
@@ -48,6 +47,8 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if not args.source or not args.name:
         raise UsageError("export needs SOURCE and --name")
+    from emoexport.exporter import export_classifier, export_embedding_classifier
+
     quiet_transformers()
     quality_check = None
     if args.calibration_data:

@@ -102,8 +102,8 @@ def _bench(args: argparse.Namespace) -> int:
     from emoload.corpus import read_texts
     from emoload.served import composing_models
 
-    quiet_transformers()
     models = composing_models(args.repository, args.model)  # before a server starts
+    quiet_transformers()
     with _measured_server(args) as (url, metrics_url, admin_key):
         options = BenchOptions(
             model=args.model,
