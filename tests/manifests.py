@@ -1,6 +1,5 @@
-"""The deployment files read as data: docker-compose.yml's services, the proxy's upstreams, and
-each Kubernetes and KServe kustomization rendered as `kubectl apply -k` would apply it; and
-compose's nginx proxy run on loopback, where nginx is installed."""
+"""The deployment files read as data: docker-compose.yml's services, and each Kubernetes and
+KServe kustomization rendered as `kubectl apply -k` would apply it."""
 
 from __future__ import annotations
 
@@ -10,26 +9,18 @@ import hashlib
 import json
 import re
 import shutil
-import socket
 import subprocess
-import time
 import urllib.parse
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
-
-from emoserve.config import free_port
 
 from .support import ROOT
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
 DEFAULT = re.compile(r"\$\{(\w+):-([^}]*)\}")
-PROXY = ROOT / "deploy/proxy"  # nginx in front of Triton, in compose and in Kubernetes pods
 
 KUBERNETES = ROOT / "deploy/kubernetes"
 GPU = KUBERNETES / "gpu"
@@ -46,49 +37,9 @@ Object = dict[str, Any]
 # --- docker-compose.yml ---------------------------------------------------------------------------
 
 
-def upstreams(path: Path) -> dict[str, str]:
-    """Each upstream of a proxy upstreams file: its name → the HOST:PORT of its one server."""
-    return dict(re.findall(r"upstream (\w+) \{ server ([\w.:-]+); \}", path.read_text()))
-
-
 def with_defaults(value: str) -> str:
     """A compose string with each ${VAR:-default} replaced by its default."""
     return DEFAULT.sub(lambda match: match.group(2), value)
-
-
-# --- compose's proxy, running ---------------------------------------------------------------------
-
-needs_nginx = pytest.mark.skipif(shutil.which("nginx") is None, reason="needs nginx (compose's)")
-
-
-@contextmanager
-def compose_proxy(tmp_path: Path, http: str, grpc_url: str, metrics: str) -> Iterator[dict]:
-    """deploy/proxy/nginx.conf on free loopback ports, with compose's upstreams pointed at
-    `http`, `grpc_url` and `metrics` (HOST:PORT); its ports, by compose's port."""
-    ports = {port: free_port() for port in (8000, 8001, 8002)}
-    servers = (PROXY / "upstreams-compose.conf").read_text()
-    servers = servers.replace("triton:8000", http).replace("triton:8001", grpc_url)
-    (tmp_path / "upstreams.conf").write_text(servers.replace("triton:8002", metrics))
-    config = (PROXY / "nginx.conf").read_text()
-    version = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr
-    if re.search(r"nginx/1\.(1\d|2[0-4])\.", version):  # `http2 on` came in 1.25.1
-        config = config.replace("listen 8001;\n        http2 on;", "listen 8001 http2;")
-    for port, free in ports.items():
-        config = config.replace(f"listen {port}", f"listen 127.0.0.1:{free}")
-    (tmp_path / "nginx.conf").write_text(config.replace("/dev/stdout", "off"))
-    proxy = subprocess.Popen(["nginx", "-c", str(tmp_path / "nginx.conf"), "-g", "daemon off;"])
-    try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", ports[8000]), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        yield ports
-    finally:
-        proxy.terminate()
-        proxy.wait()
 
 
 # --- Kubernetes: rendering ------------------------------------------------------------------------

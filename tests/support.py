@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 from google.protobuf import json_format, text_format
+from google.protobuf.message import Message
 from tritonclient.grpc import model_config_pb2 as mc
 
 ROOT = Path(__file__).resolve().parents[1]  # the repository
@@ -97,3 +98,33 @@ def triton_args(model_directory: Path, config: mc.ModelConfig | None = None) -> 
 def texts_tensor(*texts: str | bytes) -> np.ndarray:
     """A BYTES tensor [n, 1], as the TEXT input arrives."""
     return np.array([[t.encode() if isinstance(t, str) else t] for t in texts], dtype=object)
+
+
+# --- model configs across Triton versions ----------------------------------------------------
+
+# Fields of tritonclient's ModelConfig (2.73) that Triton 2.51, the local server, does not know:
+# a config that sets one loads on the production image and fails on 2.51 (protobuf's own diff of
+# model_config.proto, r24.10 → r26.09).
+NEWER_THAN_2_51 = frozenset(
+    {("ModelConfig", "model_metrics"), ("ModelEnsembling", "max_inflight_requests")}
+)
+
+
+def fields_used(message: Message) -> set[tuple[str, str]]:
+    """(message type, field name) of every field set anywhere in `message`."""
+    used: set[tuple[str, str]] = set()
+    pending = [message]
+    while pending:
+        current = pending.pop()
+        for descriptor, value in current.ListFields():
+            used.add((current.DESCRIPTOR.name, descriptor.name))
+            if descriptor.message_type is None:
+                continue
+            if descriptor.message_type.GetOptions().map_entry:
+                values = value.values()
+                if descriptor.message_type.fields_by_name["value"].message_type is None:
+                    continue
+            else:
+                values = value if descriptor.is_repeated else [value]
+            pending.extend(values)
+    return used

@@ -22,6 +22,7 @@ from .errors import (
     ServerError,
     ServerUnavailableError,
     UnsupportedModelError,
+    WrongProtocolError,
 )
 from .results import Classification, Health, ModelInfo
 
@@ -44,4 +45,5 @@ __all__ = [
     "ServerError",
     "ServerUnavailableError",
     "UnsupportedModelError",
+    "WrongProtocolError",
 ]

@@ -33,6 +33,7 @@ from .errors import (
     PermissionDeniedError,
     ServerError,
     ServerUnavailableError,
+    WrongProtocolError,
 )
 from .results import Classification, Health, ModelInfo
 
@@ -202,6 +203,19 @@ def encode_texts(
     return encoded
 
 
+def probability(what: str, value: object) -> float:
+    """`value` as a threshold: a number from 0 to 1 (a str is not one, nor a list of labels)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidInputError(
+            f"{what} must be a number from 0 to 1, or a mapping of label to number, not {value!r}"
+        )
+    if not 0.0 <= value <= 1.0:
+        raise InvalidInputError(
+            f"{what} must be from 0 to 1 (scores are probabilities), not {value}"
+        )
+    return float(value)
+
+
 def chunks(total: int, size: int) -> list[slice]:
     return [slice(start, min(start + size, total)) for start in range(0, total, size)]
 
@@ -219,8 +233,11 @@ class Decision:
             raise InvalidInputError(f"top_k must be at least 1, not {top_k}")
         if threshold is None:
             return cls(None, top_k)
-        if isinstance(threshold, (int, float)):
-            return cls(np.full(len(info.labels), float(threshold)), top_k)
+        if not isinstance(threshold, Mapping):
+            return cls(np.full(len(info.labels), probability("threshold", threshold)), top_k)
+        threshold = {
+            label: probability(f"threshold[{label!r}]", t) for label, t in threshold.items()
+        }
         unknown = sorted(set(threshold) - set(info.labels))
         if unknown:
             raise InvalidInputError(
@@ -298,6 +315,11 @@ QUEUE_SHARE_OF_TIMEOUT = 0.5
 
 # A model's queue policy shedding a request (Triton's RequestQueue: both UNAVAILABLE).
 _SHED = ("exceeds maximum queue size", "request timeout expired")
+# What each transport says when it meets the other protocol: an HTTP client at a gRPC port
+# (geventhttpclient and aiohttp read HTTP/2's preface as a bad status line), a gRPC client at
+# an HTTP port.
+_GRPC_ANSWERED = "Expected HTTP/"
+_HTTP_ANSWERED = "Trying to connect an http1.x server"
 # HTTP statuses that say the server cannot be reached now: Triton's (or the launcher's guard's)
 # 503, and 502 from a proxy in front (compose's and the pods' nginx) while Triton restarts.
 _UNREACHABLE = ("502", "503")
@@ -310,6 +332,10 @@ def translate(
     unknown model is a ModelNotFoundError without the served models' names, which the client
     adds (that takes a request of its own)."""
     lowered = message.lower()
+    if _HTTP_ANSWERED in message:
+        return WrongProtocolError(
+            url, "answers HTTP/1.1, not gRPC: use protocol='http', or its gRPC port (8001)"
+        )
     if any(reason in lowered for reason in _SHED):
         return OverloadedError(url, message)
     if status == "403" or _RESTRICTED in lowered:
@@ -345,6 +371,11 @@ def sdk_error(
         return translate(status, message, url, timeout, model)
     if isinstance(error, (TimeoutError, asyncio.TimeoutError)):
         return InferenceTimeoutError(f"no answer from {url} within {timeout}s")
+    if _GRPC_ANSWERED in str(error):
+        return WrongProtocolError(
+            url, "does not answer HTTP/1.1 (a gRPC port?): use protocol='grpc', or its HTTP port"
+            " (8000)",
+        )  # fmt: skip
     if isinstance(error, connection):
         return ServerUnavailableError(url, str(error) or type(error).__name__)
     raise error

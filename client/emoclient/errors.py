@@ -38,13 +38,25 @@ class OverloadedError(RetryableError):
         self.url = url
 
 
+class WrongProtocolError(EmotritonError):
+    """The server at the URL speaks the other protocol: an HTTP client at Triton's gRPC port,
+    or a gRPC client at its HTTP port. Not retried: the same call cannot succeed."""
+
+    def __init__(self, url: str, detail: str) -> None:
+        super().__init__(f"{url} {detail}")
+        self.url = url
+
+
 class ModelNotFoundError(EmotritonError):
     """The server does not serve a model of that name. `available` names the models it has,
-    or is None when the server lists them to its operator only (admin_key)."""
+    or is None where the server lists them to its operator only (gRPC without admin_key)."""
 
     def __init__(self, model: str, available: Sequence[str] | None) -> None:
-        if available is None:  # the server lists its models to its operator only
-            super().__init__(f"model {model!r} is not served")
+        if available is None:  # over gRPC, Triton lists its models to its operator only
+            super().__init__(
+                f"model {model!r} is not served (the served ones are listed over HTTP, in "
+                "/v2/repository/index, and to a client with the admin key)"
+            )
         else:
             served = ", ".join(sorted(available)) or "none"
             super().__init__(f"model {model!r} is not served; the server has: {served}")

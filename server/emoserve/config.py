@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .admin import restriction_flags
+from .distribution import TritonDistribution, Version
 from .errors import LauncherError
+from .http_rules import MAX_BODY_BYTES
 
 # Seconds a stopping server gives its requests in flight: the launcher's drain and Triton's own
 # exit timeout share them (deployments allow a little more: docs/reliability.md).
@@ -38,13 +40,20 @@ CPU_ONLY_FLAGS = (
 LOOPBACK = "127.0.0.1"
 
 
-def server_flags(admin_key: str, shm_prefix: str) -> tuple[str, ...]:
-    """SERVER_FLAGS, with the admin APIs behind `admin_key` and the python backend's regions
-    named by `shm_prefix`."""
+# Triton 2.59 and later refuse HTTP inputs over 64 MB unless told (--http-max-input-size):
+# allow the largest request the guards let through.
+MAX_INPUT_SIZE_SINCE = (2, 59)
+
+
+def server_flags(admin_key: str, shm_prefix: str, version: Version) -> tuple[str, ...]:
+    """SERVER_FLAGS, with the admin APIs behind `admin_key`, the python backend's regions named
+    by `shm_prefix`, and what Triton `version` needs besides."""
+    newer = (f"--http-max-input-size={MAX_BODY_BYTES}",) if version >= MAX_INPUT_SIZE_SINCE else ()
     return (
         *SERVER_FLAGS,
         *restriction_flags(admin_key),
         f"--backend-config=python,shm-region-prefix-name={shm_prefix}",
+        *newer,
     )
 
 
@@ -125,8 +134,8 @@ def repository_location(repository: str | os.PathLike[str]) -> str | Path:
 @dataclass(frozen=True)
 class ServerConfig:
     """One server's settings. `endpoints` are where clients connect; Triton's own HTTP and
-    metrics servers listen at `triton_host` on `triton_http_port` and `triton_metrics_port`,
-    which are loopback ports of their own when guards stand on the public ones."""
+    metrics servers listen at `triton_host` (loopback) on `triton_http_port` and
+    `triton_metrics_port`, behind the guards on the public ones."""
 
     repository: str | Path
     endpoints: Endpoints
@@ -144,19 +153,18 @@ class ServerConfig:
         repository: str | os.PathLike[str],
         endpoints: Endpoints,
         *,
-        guarded: bool,
         admin_key: str,
         log_verbose: int = 0,
         grpc_tls: GrpcTls | None = None,
         startup_timeout: float = 180.0,
     ) -> ServerConfig:
-        """With `guarded`, Triton's HTTP servers move to free loopback ports behind the guards."""
+        """Triton's HTTP servers on free loopback ports, behind the guards on `endpoints`."""
         return cls(
             repository=repository_location(repository),
             endpoints=endpoints,
-            triton_host=LOOPBACK if guarded else endpoints.host,
-            triton_http_port=free_port() if guarded else endpoints.http_port,
-            triton_metrics_port=free_port() if guarded else endpoints.metrics_port,
+            triton_host=LOOPBACK,
+            triton_http_port=free_port(),
+            triton_metrics_port=free_port(),
             admin_key=admin_key,
             log_verbose=log_verbose,
             grpc_tls=grpc_tls,
@@ -168,11 +176,13 @@ class ServerConfig:
         """HOST:PORT of Triton's own HTTP front end (the launcher's calls go there directly)."""
         return f"{client_host(self.triton_host)}:{self.triton_http_port}"
 
-    def command(self, binary: Path, backend_directory: Path, shm_prefix: str) -> list[str]:
+    def command(
+        self, distribution: TritonDistribution, backends: Path, shm_prefix: str
+    ) -> list[str]:
         return [
-            str(binary),
+            str(distribution.binary),
             f"--model-repository={self.repository}",
-            f"--backend-directory={backend_directory}",
+            f"--backend-directory={backends}",
             f"--http-address={self.triton_host}",
             f"--http-port={self.triton_http_port}",
             f"--grpc-address={self.endpoints.host}",
@@ -180,7 +190,7 @@ class ServerConfig:
             f"--metrics-address={self.triton_host}",
             f"--metrics-port={self.triton_metrics_port}",
             f"--log-verbose={self.log_verbose}",
-            *server_flags(self.admin_key, shm_prefix),
+            *server_flags(self.admin_key, shm_prefix, distribution.version),
             *(() if has_nvidia_gpu() else CPU_ONLY_FLAGS),
             *(self.grpc_tls.arguments() if self.grpc_tls else []),
         ]

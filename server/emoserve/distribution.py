@@ -15,6 +15,11 @@ from pathlib import Path
 from .errors import LauncherError
 
 ONNXRUNTIME_BACKEND = Path(__file__).with_name("onnxruntime_backend.py")
+# The Triton that nvidia-pytriton 0.7.0 (the pinned wheel) embeds; an installed tree says its own
+# in TRITON_VERSION, as NGC's images do.
+WHEEL_VERSION = (2, 51, 0)
+VERSION_FILE = "TRITON_VERSION"
+Version = tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -26,12 +31,18 @@ class TritonDistribution:
     libraries: Path
     backends: Path  # the python backend only (wheel), or every backend (installed tree)
     stub: Path | None = None  # the wheel's python backend stub for this interpreter
+    version: Version = WHEEL_VERSION
 
     @classmethod
     def find(cls, home: Path | None = None) -> TritonDistribution:
         """The installed tree at `home`, or the wheel's when `home` is None."""
         if home is not None:
-            found = cls(home / "bin" / "tritonserver", home / "lib", home / "backends")
+            found = cls(
+                home / "bin" / "tritonserver",
+                home / "lib",
+                home / "backends",
+                version=_installed_version(home),
+            )
         else:
             found = cls._wheel()
         for path in (found.binary, found.backends, found.stub):
@@ -73,3 +84,16 @@ class TritonDistribution:
         onnxruntime.mkdir()
         shutil.copy2(ONNXRUNTIME_BACKEND, onnxruntime / "model.py")
         return scratch
+
+
+def _installed_version(home: Path) -> Version:
+    """The version in `home`'s TRITON_VERSION (2.51.0 where there is none: its flags only)."""
+    try:
+        text = (home / VERSION_FILE).read_text().strip()
+    except OSError:
+        return WHEEL_VERSION
+    numbers = text.split("dev")[0].rstrip(".").split(".")
+    try:
+        return tuple(int(number) for number in numbers)
+    except ValueError:
+        raise LauncherError(f"{home / VERSION_FILE} holds {text!r}, not a version") from None

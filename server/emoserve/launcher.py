@@ -16,10 +16,10 @@ from typing import IO
 from . import shared_memory
 from .admin import AdminApi, drain
 from .admin import admin_key as generated_admin_key
-from .config import LOOPBACK, STANDARD_ENDPOINTS, Endpoints, GrpcTls, ServerConfig, free_port
+from .config import STANDARD_ENDPOINTS, Endpoints, GrpcTls, ServerConfig, free_port
 from .distribution import TritonDistribution
 from .errors import LauncherError
-from .http_guard import HttpGuard
+from .http_guard import front_door
 from .process import TritonProcess
 from .supervisor import Supervisor
 
@@ -29,8 +29,8 @@ class LocalServer:
 
     A backend process that dies is replaced and a server that dies is started again; `stop()`
     drains the requests in flight first. The admin APIs need `admin_key` (EMOTRITON_ADMIN_KEY,
-    or a random key). Logs go to the scratch folder unless `stream_logs`. With `http_guard`
-    the public HTTP and metrics ports are `HttpGuard`s in front of Triton's own, on loopback.
+    or a random key). Logs go to the scratch folder unless `stream_logs`. The public HTTP and
+    metrics ports are `HttpGuard`s in front of Triton's own, on loopback.
     """
 
     def __init__(
@@ -47,33 +47,22 @@ class LocalServer:
         grpc_tls: GrpcTls | None = None,
         triton_home: Path | None = None,
         admin_key: str | None = None,
-        http_guard: bool = True,
     ) -> None:
         ports = (http_port, grpc_port, metrics_port)
         endpoints = Endpoints(host, *(port or free_port() for port in ports))
         key = admin_key or generated_admin_key()
         self.config = config = ServerConfig.create(
-            repository, endpoints, guarded=http_guard, admin_key=key, log_verbose=log_verbose,
-            grpc_tls=grpc_tls, startup_timeout=startup_timeout,
+            repository, endpoints, admin_key=key, log_verbose=log_verbose, grpc_tls=grpc_tls,
+            startup_timeout=startup_timeout,
         )  # fmt: skip
-        behind = ((endpoints.http_port, config.triton_http_port),
-                  (endpoints.metrics_port, config.triton_metrics_port))  # fmt: skip
-        self.guards = [HttpGuard(host, port, f"{LOOPBACK}:{to}") for port, to in behind]
-        self.guards = self.guards if http_guard else []
+        self.endpoints, self.admin_key = endpoints, key
+        self.guards = front_door(config)
         self.admin = AdminApi(config.triton_http_url, config.admin_key)
         self.triton_home, self.stream_logs = triton_home, stream_logs
         self.process: TritonProcess | None = None
         self.supervisor: Supervisor | None = None
         self._workdir: Path | None = None
         self._log: IO[bytes] | None = None
-
-    @property
-    def endpoints(self) -> Endpoints:
-        return self.config.endpoints
-
-    @property
-    def admin_key(self) -> str:
-        return self.config.admin_key
 
     def start(self) -> LocalServer:
         if self._workdir is not None:

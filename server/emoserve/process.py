@@ -12,6 +12,7 @@ import ctypes
 import os
 import signal
 import subprocess
+import sys
 import sysconfig
 import threading
 import time
@@ -23,12 +24,18 @@ from typing import IO, Any
 
 from . import shared_memory
 from .admin import ADMIN_KEY_VARIABLE
-from .config import EXIT_TIMEOUT_SECS, ServerConfig
+from .config import EXIT_TIMEOUT_SECS, ServerConfig, has_nvidia_gpu
 from .distribution import TritonDistribution
 from .errors import LauncherError
 
 READY_POLL_SECS = 0.1
 KILL_MARGIN_SECS = 5  # after the exit timeout, before SIGKILL
+# What Triton 2.51 logs at error level at every start on a machine without an NVIDIA GPU, and
+# is not an error there: the launcher logs these lines at info level ("I" for "E").
+HARMLESS_WITHOUT_GPU = (
+    b"CudaDriverHelper has not been initialized",
+    b"CUDA driver version is insufficient for CUDA runtime version",
+)
 
 
 _PR_SET_PDEATHSIG = 1
@@ -90,6 +97,18 @@ def environment(distribution: TritonDistribution) -> dict[str, str]:
     return env
 
 
+def _pump(lines: IO[bytes], sink: IO[bytes]) -> None:
+    """Copy Triton's output to `sink` line by line, until it closes, with its CUDA errors at
+    info level where there is no GPU."""
+    harmless = () if has_nvidia_gpu() else HARMLESS_WITHOUT_GPU
+    with lines:
+        for line in lines:
+            if line.startswith(b"E") and any(text in line for text in harmless):
+                line = b"I" + line[1:]
+            sink.write(line)
+            sink.flush()
+
+
 class TritonProcess:
     """tritonserver on `config`, started in `workdir` with its output in `log` (None: the
     console). `start` may be called again once the process is gone."""
@@ -132,14 +151,19 @@ class TritonProcess:
         self.shm_prefix = shared_memory.new_prefix()
         with interrupts_deferred():  # the caller's stop ends what was started
             self._popen = spawn(
-                self.config.command(self.distribution.binary, self.backends, self.shm_prefix),
+                self.config.command(self.distribution, self.backends, self.shm_prefix),
                 death_signal=signal.SIGTERM if die_with_thread else None,
                 env=environment(self.distribution),
                 cwd=self.workdir,
                 stdin=subprocess.DEVNULL,
-                stdout=self.log,
-                stderr=subprocess.STDOUT if self.log else None,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
             )
+        assert self._popen.stdout is not None
+        sink = self.log if self.log is not None else sys.stderr.buffer
+        threading.Thread(
+            target=_pump, args=(self._popen.stdout, sink), name="emoserve-triton-log", daemon=True
+        ).start()
         self._wait_ready(cancel)
         shared_memory.restrict(self.shm_prefix)
 

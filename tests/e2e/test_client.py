@@ -156,7 +156,8 @@ def test_bad_input_names_the_index(server: LocalServer) -> None:
 
 def test_malformed_request_json_is_the_requests_fault(server: LocalServer) -> None:
     """Triton's HTTP front end answers unparsable JSON with 500 (TritonJson's parse errors are
-    INTERNAL); the SDK reports it as the request's fault, not the server's."""
+    INTERNAL); the front door answers 400, saying what is wrong, and the SDK reports it as the
+    request's fault, not the server's."""
     request = urllib.request.Request(
         f"http://{server.endpoints.http_url}/v2/models/emotion/infer",
         data=b"{",
@@ -167,7 +168,8 @@ def test_malformed_request_json_is_the_requests_fault(server: LocalServer) -> No
         urllib.request.urlopen(request, timeout=10)
     message = json.loads(answer.value.read())["error"]
     error = translate(str(answer.value.code), message, server.endpoints.http_url, 10)
-    assert answer.value.code == 500 and isinstance(error, InvalidInputError), message
+    assert answer.value.code == 400 and isinstance(error, InvalidInputError), message
+    assert message.startswith("malformed JSON")
 
 
 SLOW_SUFFIX = """

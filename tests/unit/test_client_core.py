@@ -14,7 +14,7 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 import pytest
-from geventhttpclient.response import HTTPConnectionClosed
+from geventhttpclient.response import HTTPConnectionClosed, HTTPParseError
 from tritonclient.grpc import InferResult, service_pb2
 from tritonclient.utils import InferenceServerException
 
@@ -36,6 +36,7 @@ from emoclient import (
     ServerError,
     ServerUnavailableError,
     UnsupportedModelError,
+    WrongProtocolError,
 )
 from emoclient import protocol as wire
 from emoclient._base_client import (
@@ -514,4 +515,33 @@ def test_the_admin_key_travels_in_the_header_triton_reads(protocol: str, header:
 def test_without_the_index_health_lists_no_model_and_not_found_names_none() -> None:
     assert health_of(True, True, None, "grpc") == Health(live=True, ready=True, models={})
     error = ModelNotFoundError("nope", None)
-    assert str(error) == "model 'nope' is not served" and error.available is None
+    assert str(error).startswith("model 'nope' is not served (the served ones are listed over")
+    assert error.available is None
+
+
+@pytest.mark.parametrize("threshold", [1.5, -0.1, "abc", ["joy"], True, {"joy": 2.0}, {"joy": "x"}])
+def test_a_threshold_is_a_probability(threshold: object) -> None:
+    """1.5 or -0.1 would predict every label or none, and a str used to be read as label
+    names ("abc" → a, b, c): each is the caller's mistake, said before anything is sent."""
+    with pytest.raises(InvalidInputError, match="must be"):
+        Decision.for_call(MULTI_LABEL, threshold, None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("error", "says"),
+    [
+        (HTTPParseError("Expected HTTP/, RTSP/ or ICE/", 8), "does not answer HTTP/1.1"),
+        (
+            InferenceServerException(
+                "failed to connect to all addresses; last error: INTERNAL: Failed parsing HTTP/2"
+                " (Trying to connect an http1.x server (HTTP status 400))",
+                status="StatusCode.UNAVAILABLE",
+            ),
+            "answers HTTP/1.1, not gRPC",
+        ),
+    ],
+)
+def test_a_client_at_the_other_protocols_port_is_told_so_and_not_retried(error, says) -> None:
+    translated = sdk_error(error, URL, 5.0, connection_errors("http", False))
+    assert isinstance(translated, WrongProtocolError) and says in str(translated)
+    assert not isinstance(translated, RetryableError)

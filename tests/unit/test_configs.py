@@ -9,6 +9,8 @@ from tritonclient.grpc import model_config_pb2 as mc
 
 from emoexport import configs
 
+from ..support import NEWER_THAN_2_51, fields_used
+
 IDS = [configs.TensorSpec("input_ids", mc.TYPE_INT64, [-1])]
 LOGITS = [configs.TensorSpec("logits", mc.TYPE_FP32, [6])]
 
@@ -43,3 +45,14 @@ def test_render_round_trips() -> None:
         "e", IDS, LOGITS, batching=configs.Batching(), queue_delay_us=0, threads=0
     )
     assert text_format.Parse(configs.render(config), mc.ModelConfig()) == config
+
+
+def test_the_version_check_finds_a_field_2_51_lacks_however_deep() -> None:
+    config = configs.ensemble_config(
+        "e", [configs.Step("m", {"a": "b"}, {"c": "d"})], 2, {}, batching=configs.Batching()
+    )
+    assert not fields_used(config) & NEWER_THAN_2_51
+    assert ("ModelEnsembling", "step") in fields_used(config)
+    config.ensemble_scheduling.max_inflight_requests = 4
+    config.model_metrics.metric_control.add().metric_identifier.family = "x"
+    assert fields_used(config) & NEWER_THAN_2_51 == NEWER_THAN_2_51

@@ -1,14 +1,17 @@
-"""The local server's HTTP guard (emoserve.http_guard): deploy/proxy/nginx.conf's rules, and what
-it forwards arrives unchanged, both ways. The upstream here is a plain recording HTTP server; the
-guard in front of the real Triton is in tests/e2e/test_reliability.py."""
+"""The HTTP guard (emoserve.http_guard) in front of a plain recording HTTP server: what passes
+arrives as a plain request, answers come back as they were sent, what the rules refuse never
+arrives, and one client cannot hold more than its share. The rules themselves are
+tests/unit/test_http_rules.py; the guard in front of the real Triton is
+tests/e2e/test_front_door.py."""
 
 from __future__ import annotations
 
 import contextlib
 import gzip
 import http.client
-import re
+import json
 import socket
+import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -18,45 +21,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from emoclient import Client, RetryPolicy, ServerUnavailableError
+from emoclient.protocol import ADMIN_HEADER
+from emoserve import http_guard
 from emoserve.config import free_port
-from emoserve.http_guard import FORM_TYPES, MAX_BODY_BYTES, HttpGuard, refusal
-
-from ..support import ROOT
-
-NGINX = (ROOT / "deploy/proxy/nginx.conf").read_text()
-
-
-def test_the_rules_are_the_compose_proxys() -> None:
-    (megabytes,) = re.findall(r"client_max_body_size (\d+)m;", NGINX)
-    assert int(megabytes) * 2**20 == MAX_BODY_BYTES
-    assert tuple(re.findall(r'"~\*\^([^"]+)" 1;', NGINX)) == FORM_TYPES
-
-
-@pytest.mark.parametrize(
-    "content_type",
-    [
-        "application/x-www-form-urlencoded",
-        "application/x-www-form-urlencoded; charset=utf-8",
-        "Application/X-WWW-Form-URLEncoded",
-        " application/x-www-form-urlencoded",
-        "multipart/form-data; boundary=x",
-        "MULTIPART/mixed",
-    ],
-)
-def test_form_bodies_are_refused_whatever_their_case_and_parameters(content_type: str) -> None:
-    assert refusal([content_type], 10)[0] == 415
-    assert refusal([content_type], None)[0] == 415  # chunked
-    assert refusal(["application/json", content_type], 10)[0] == 415  # a second header
-
-
-@pytest.mark.parametrize(
-    "content_type", ["application/json", "application/octet-stream", "text/plain", "application"]
-)
-def test_other_bodies_pass_up_to_the_limit(content_type: str) -> None:
-    assert refusal([content_type], MAX_BODY_BYTES) is None
-    assert refusal([content_type], None) is None  # chunked: counted as it is read
-    assert refusal([], 0) is None
-    assert refusal([content_type], MAX_BODY_BYTES + 1)[0] == 413
+from emoserve.http_guard import HttpGuard
+from emoserve.http_rules import MAX_BODY_BYTES
 
 
 @dataclass
@@ -76,6 +45,7 @@ class Upstream:
     port: int
     seen: list[Seen] = field(default_factory=list)
     connections: list[socket.socket] = field(default_factory=list)
+    empty: bool = False  # answer 200 with an empty body, as Triton's health endpoints do
 
     def start(self) -> Upstream:
         upstream = self
@@ -91,6 +61,8 @@ class Upstream:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 upstream.seen.append(Seen(self.command, self.path, self.headers.items(), body))
                 status, reply, headers = 200, str(len(body)).encode(), []
+                if upstream.empty:
+                    reply = b""
                 if self.path.startswith("/status/"):
                     status = int(self.path.rsplit("/", 1)[1])
                     headers = [("Location", "/elsewhere")]
@@ -127,23 +99,41 @@ def upstream() -> Iterator[Upstream]:
     running.stop()
 
 
+@contextlib.contextmanager
+def running(guard: HttpGuard) -> Iterator[HttpGuard]:
+    guard.start()
+    try:
+        yield guard
+    finally:
+        guard.stop()
+
+
 @pytest.fixture()
 def guard(upstream: Upstream) -> Iterator[HttpGuard]:
-    running = HttpGuard("127.0.0.1", free_port(), f"127.0.0.1:{upstream.port}").start()
-    yield running
-    running.stop()
+    with running(HttpGuard("127.0.0.1", free_port(), f"127.0.0.1:{upstream.port}")) as started:
+        yield started
 
 
 def connect(guard: HttpGuard) -> http.client.HTTPConnection:
     return http.client.HTTPConnection(guard.host, guard.port, timeout=30)
 
 
+def binary_request() -> tuple[bytes, int]:
+    """An inference request in Triton's binary extension: (body, length of its JSON part)."""
+    data = struct.pack("<I", 4) + b"abcd"
+    header = json.dumps(
+        {"inputs": [{"name": "TEXT", "datatype": "BYTES", "shape": [1, 1],
+                     "parameters": {"binary_data_size": len(data)}}]}
+    ).encode()  # fmt: skip
+    return header + data, len(header)
+
+
 def test_a_request_and_its_answer_pass_unchanged(guard: HttpGuard, upstream: Upstream) -> None:
-    body = b'{"inputs": []}' + bytes(range(256))
+    body, length = binary_request()
     headers = {
-        "Content-Type": "application/json",
+        "Content-Type": "application/octet-stream",
         "emotriton-admin-key": "k",
-        "Inference-Header-Content-Length": "14",
+        "Inference-Header-Content-Length": str(length),
         "User-Agent": "test",
     }
     connection = connect(guard)
@@ -183,7 +173,7 @@ def test_statuses_and_encodings_come_back_as_triton_sent_them(guard: HttpGuard) 
 
 def test_keep_alive_and_chunked_bodies(guard: HttpGuard, upstream: Upstream) -> None:
     connection = connect(guard)
-    chunks = [b"a" * 70_000, b"b" * 5, b"c" * 300_000]
+    chunks = [b'["' + b"a" * 70_000, b"b" * 5, b"c" * 300_000 + b'"]']
     for _ in range(3):  # one connection
         connection.request("POST", "/v2", iter(chunks), {"Content-Type": "application/json"})
         answer = connection.getresponse()
@@ -194,7 +184,8 @@ def test_keep_alive_and_chunked_bodies(guard: HttpGuard, upstream: Upstream) -> 
 
 def test_the_largest_body_passes_whole(guard: HttpGuard, upstream: Upstream) -> None:
     connection = connect(guard)
-    connection.request("POST", "/v2", b"x" * MAX_BODY_BYTES, {"Content-Type": "application/json"})
+    largest = b'"' + b"x" * (MAX_BODY_BYTES - 2) + b'"'  # a JSON document, the size of the limit
+    connection.request("POST", "/v2", largest, {"Content-Type": "application/json"})
     assert connection.getresponse().read() == str(MAX_BODY_BYTES).encode()
     assert len(upstream.seen[0].body) == MAX_BODY_BYTES
 
@@ -205,6 +196,7 @@ def test_the_largest_body_passes_whole(guard: HttpGuard, upstream: Upstream) -> 
         ("application/x-www-form-urlencoded", b"a" * (5 * 2**20), 415),
         ("multipart/form-data; boundary=x", b"a", 415),
         ("application/json", b"a" * (MAX_BODY_BYTES + 1), 413),
+        ("application/json", b'{"inputs": [', 400),
     ],
 )
 @pytest.mark.parametrize("chunked", [False, True])
@@ -247,3 +239,93 @@ def test_a_restart_behind_it_is_a_retryable_503(guard: HttpGuard, upstream: Upst
         assert connection.getresponse().status == 200
     finally:
         restarted.stop()
+
+
+def test_compressed_bodies_arrive_inflated_and_form_labelled_json_as_json(
+    guard: HttpGuard, upstream: Upstream
+) -> None:
+    """Triton would answer a compressed body it cannot inflate as an empty one: it gets the
+    body plain, without the Content-Encoding; and JSON that curl -d labels a form, as JSON."""
+    document = json.dumps({"inputs": [{"name": "TEXT", "datatype": "BYTES", "shape": [1, 1],
+                                       "data": ["hi"]}]}).encode()  # fmt: skip
+    connection = connect(guard)
+    packed = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    connection.request("POST", "/v2/models/m/infer", gzip.compress(document), packed)
+    assert connection.getresponse().read() == str(len(document)).encode()
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    connection.request("POST", "/v2/models/m/infer", document, form)
+    assert connection.getresponse().read() == str(len(document)).encode()
+    inflated, relabelled = upstream.seen
+    assert inflated.body == relabelled.body == document
+    assert "Content-Encoding" not in dict(inflated.headers)
+    assert dict(relabelled.headers)["Content-Type"] == "application/json"
+
+
+def test_health_answers_get_their_kserve_body(guard: HttpGuard, upstream: Upstream) -> None:
+    """The recording server answers "0" (not empty): only an empty answer gets a body."""
+    upstream.empty = True
+    connection = connect(guard)
+    connection.request("GET", "/v2/health/live")
+    answer = connection.getresponse()
+    assert (answer.status, json.loads(answer.read())) == (200, {"live": True})
+
+
+def test_the_index_is_readable_without_the_key(upstream: Upstream) -> None:
+    with running(HttpGuard("127.0.0.1", free_port(), f"127.0.0.1:{upstream.port}",
+                           index_key="secret")) as guard:  # fmt: skip
+        connection = connect(guard)
+        for path in ("/v2/repository/index", "/v2/repository/models/m/load"):
+            connection.request("POST", path, b"{}", {"Content-Type": "application/json"})
+            connection.getresponse().read()
+    index, load = upstream.seen
+    assert dict(index.headers)[ADMIN_HEADER] == "secret"
+    assert ADMIN_HEADER not in dict(load.headers)  # loading a model still needs the key
+
+
+def test_the_metrics_port_serves_get_metrics_only(upstream: Upstream) -> None:
+    with running(HttpGuard("127.0.0.1", free_port(), f"127.0.0.1:{upstream.port}",
+                           metrics=True)) as guard:  # fmt: skip
+        connection = connect(guard)
+        for method, path, status in (("GET", "/metrics", 200), ("POST", "/metrics", 405),
+                                     ("GET", "/v2/health/ready", 404)):  # fmt: skip
+            connection.request(method, path)
+            answer = connection.getresponse()
+            answer.read()
+            assert answer.status == status
+    assert [seen.path for seen in upstream.seen] == ["/metrics"]
+
+
+def test_connections_beyond_the_cap_are_told_to_retry(upstream: Upstream) -> None:
+    with running(HttpGuard("127.0.0.1", free_port(), f"127.0.0.1:{upstream.port}",
+                           max_connections=2)) as guard:  # fmt: skip
+        held = [socket.create_connection((guard.host, guard.port)) for _ in range(2)]
+        time.sleep(0.2)  # let the guard accept them
+        extra = connect(guard)
+        extra.request("GET", "/v2/health/ready")
+        answer = extra.getresponse()
+        assert answer.status == 503 and b"too many connections" in answer.read()
+        for connection in held:
+            connection.close()
+
+
+def test_a_body_not_sent_in_time_is_408(
+    upstream: Upstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(http_guard, "BODY_TIMEOUT_SECS", 0.5)
+    guard = HttpGuard("127.0.0.1", free_port(), f"127.0.0.1:{upstream.port}")
+    with running(guard), socket.create_connection((guard.host, guard.port), timeout=30) as slow:
+        slow.sendall(b"POST /v2 HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+        assert slow.recv(4096).startswith(b"HTTP/1.1 408")
+    assert upstream.seen == []
+
+
+def test_bodies_beyond_the_memory_budget_are_told_to_retry(upstream: Upstream) -> None:
+    with running(HttpGuard("127.0.0.1", free_port(), f"127.0.0.1:{upstream.port}",
+                           buffered_bytes=1000)) as guard:  # fmt: skip
+        connection = connect(guard)
+        connection.request("POST", "/v2", b'"' + b"x" * 2000 + b'"',
+                           {"Content-Type": "application/json"})  # fmt: skip
+        answer = connection.getresponse()
+        assert answer.status == 503 and b"retry" in answer.read()
+        connection.request("POST", "/v2", b'"small"', {"Content-Type": "application/json"})
+        assert connection.getresponse().status == 200  # the budget was given back

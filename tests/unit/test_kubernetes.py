@@ -30,7 +30,6 @@ from ..manifests import (
     LOADTEST,
     MODEL_REPOSITORY,
     OBJECT_STORAGE,
-    PROXY,
     SERVICES,
     Object,
     by_kind_and_name,
@@ -44,7 +43,6 @@ from ..manifests import (
     render_in_python,
     render_with_kubectl,
     triton,
-    upstreams,
     with_defaults,
     without_address,
 )
@@ -136,48 +134,33 @@ def test_triton_runs_the_compose_image_and_flags() -> None:
     assert mounts["models"] == flag(server["args"], "--repository")
 
 
-def test_triton_listens_on_loopback_behind_the_pods_proxy() -> None:
-    """Only the proxy's ports are the pod's: Triton's are on loopback, where the pod's
-    upstreams point, and the proxy is compose's: the same image, ports and nginx.conf."""
+def test_the_pods_way_in_is_the_launchers_guards() -> None:
+    """As in compose: the launcher's ports are the pod's, its guards in front of Triton's HTTP
+    and metrics servers on the pod's loopback; no proxy container, no ConfigMap of rules."""
     objects = render(KUBERNETES)
     deployment = by_kind_and_name(objects)["Deployment", "triton"]
-    server, proxy = triton(deployment), container(deployment, "proxy")
+    (server,) = pod_spec(deployment)["containers"]
     args = parse(server["args"][1:])
-    assert args.host == "127.0.0.1" and args.no_http_guard
-    assert "ports" not in server
-    assert upstreams(PROXY / "upstreams-pod.conf") == {
-        "triton_http": f"127.0.0.1:{args.http_port}",
-        "triton_grpc": f"127.0.0.1:{args.grpc_port}",
-        "triton_metrics": f"127.0.0.1:{args.metrics_port}",
-    }
-    compose = SERVICES["proxy"]
-    assert proxy["image"] == compose["image"]
+    assert args.host == "0.0.0.0"
+    compose = SERVICES["triton"]
     published = {int(with_defaults(p).rsplit(":", 1)[1]) for p in compose["ports"]}
-    assert {p["containerPort"] for p in proxy["ports"]} == published
+    assert {p["containerPort"] for p in server["ports"]} == published
+    assert {args.http_port, args.grpc_port, args.metrics_port} == published
     policy = by_kind_and_name(objects)["NetworkPolicy", "triton"]["spec"]
-    assert [p["port"] for p in policy["ingress"][0]["ports"]] == [p["name"] for p in proxy["ports"]]
-    # One nginx.conf: the file compose mounts, with the pod's upstreams beside it.
-    (config,) = [o for o in objects if o["kind"] == "ConfigMap"]
-    assert config["data"] == {
-        "nginx.conf": (PROXY / "nginx.conf").read_text(),
-        "upstreams.conf": (PROXY / "upstreams-pod.conf").read_text(),
-    }
-    (volume,) = [v for v in pod_spec(deployment)["volumes"] if "configMap" in v]
-    assert volume["configMap"]["name"] == config["metadata"]["name"]
-    mounts = {m["name"]: m["mountPath"] for m in proxy["volumeMounts"]}
-    assert mounts[volume["name"]] == "/etc/nginx"
-    assert "./deploy/proxy/nginx.conf:/etc/nginx/nginx.conf:ro" in compose["volumes"]
+    assert [p["port"] for p in policy["ingress"][0]["ports"]] == [
+        p["name"] for p in server["ports"]
+    ]
+    assert not [o for o in objects if o["kind"] == "ConfigMap"]
 
 
 def test_the_kserve_runtime_runs_the_compose_image_and_flags() -> None:
     (runtime,) = find(KSERVE, "ServingRuntime", "emotriton-triton")["spec"]["containers"]
     compose = SERVICES["triton"]
     assert runtime["image"] == compose["image"]
-    # KServe mounts the repository at /mnt/models, and no proxy of ours stands in front: the
-    # launcher's HTTP guard (its default) does. Every other flag is the same.
+    # KServe mounts the repository at /mnt/models. Every other flag is the same.
     repository = "--repository=/mnt/models"
     assert runtime["args"] == [repository if a.startswith("--repository=") else a
-                               for a in compose["command"] if a != "--no-http-guard"]  # fmt: skip
+                               for a in compose["command"]]  # fmt: skip
     assert [p["containerPort"] for p in runtime["ports"]] == [8000]
 
 
@@ -227,11 +210,8 @@ def test_the_locust_job_is_the_compose_load_test_headless() -> None:
     master = container(objects["Job", "locust-master"])
     worker_deployment = objects["Deployment", "locust-worker"]
     worker = container(worker_deployment)
-    # Compose reaches Triton through its nginx proxy; in Kubernetes the Service is the front.
-    compose_master = [
-        "triton:8001" if a == "proxy:8001" else a
-        for a in shlex.split(SERVICES["locust-master"]["command"])
-    ]
+    # The names compose's services have are the Services' names in Kubernetes.
+    compose_master = shlex.split(SERVICES["locust-master"]["command"])
     compose_worker = shlex.split(SERVICES["locust-worker"]["command"])
     assert master["image"] == worker["image"] == SERVICES["locust-master"]["image"]
     assert master["args"][: len(compose_master)] == compose_master
@@ -254,7 +234,7 @@ def test_services_budget_and_monitor_select_the_triton_pods() -> None:
     objects = by_kind_and_name(render(KUBERNETES))
     deployment = objects["Deployment", "triton"]
     pods = deployment["spec"]["template"]["metadata"]["labels"]
-    ports = {p["name"]: p["containerPort"] for p in container(deployment, "proxy")["ports"]}
+    ports = {p["name"]: p["containerPort"] for p in triton(deployment)["ports"]}
     assert deployment["spec"]["selector"]["matchLabels"].items() <= pods.items()
     for name in ("triton", "triton-headless"):
         service = objects["Service", name]["spec"]
@@ -291,12 +271,10 @@ def test_the_autoscaler_scales_the_deployment_on_the_adapters_metric() -> None:
 
 def test_in_flight_requests_finish_before_the_pod_is_killed() -> None:
     """The preStop sleep (the Service stops routing) and Triton's exit timeout (in-flight
-    requests) both fit in the grace period; the proxy sleeps as long, then waits for its
-    requests in flight."""
+    requests) both fit in the grace period."""
     deployment = find(KUBERNETES, "Deployment", "triton")
     sleep, seconds = triton(deployment)["lifecycle"]["preStop"]["exec"]["command"]
     assert sleep == "sleep"
-    assert container(deployment, "proxy")["lifecycle"] == triton(deployment)["lifecycle"]
     # The launcher drains, then gives Triton EXIT_TIMEOUT_SECS, then 5 s before it kills.
     drain_and_exit = EXIT_TIMEOUT_SECS + 5
     assert pod_spec(deployment)["terminationGracePeriodSeconds"] > int(seconds) + drain_and_exit
@@ -361,14 +339,12 @@ def test_the_guides_apply_only_kustomizations_validated_here() -> None:
 
 
 def test_the_probes_ask_tritons_health() -> None:
-    """Triton's container asks Triton itself, on loopback, so that its liveness restarts Triton
-    and not the proxy; the proxy's readiness asks through the proxy, so that a pod takes
-    traffic only when the whole way in serves; KServe's ask the launcher's guard."""
+    """The pods and KServe ask through the launcher's guard, as clients come in: a pod takes
+    traffic only when the whole way in serves."""
     probes = health_probes()
     assert all(path in ("/v2/health/ready", "/v2/health/live") for path, _ in probes.values())
-    http_port = int(flag(triton(find(KUBERNETES, "Deployment", "triton"))["args"], "--http-port"))
     ports = {where.rsplit(".", 1)[0]: port for where, (_, port) in probes.items()}
-    assert ports == {"deployment.triton": http_port, "deployment.proxy": 8000, "kserve": 8000}
-    assert probes["deployment.proxy.readinessProbe"][0] == "/v2/health/ready"
+    assert ports == {"deployment.triton": STANDARD_ENDPOINTS.http_port, "kserve": 8000}
+    assert probes["deployment.triton.readinessProbe"][0] == "/v2/health/ready"
     compose_check = " ".join(SERVICES["triton"]["healthcheck"]["test"])
     assert f":{STANDARD_ENDPOINTS.http_port}/v2/health/ready" in compose_check

@@ -40,12 +40,6 @@ def _options(parser: argparse.ArgumentParser, add: Add) -> None:
         help="an installed Triton to run, such as /opt/tritonserver in NGC images "
         "(default: the nvidia-pytriton wheel's)",
     )
-    add(
-        "--no-http-guard",
-        action="store_true",
-        help="let Triton serve --http-port and --metrics-port itself, without the guards that "
-        "refuse the requests which crash or fool it: only behind a proxy that does the same",
-    )
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -71,7 +65,6 @@ def _run(args: argparse.Namespace) -> int:
         stream_logs=True,
         grpc_tls=tls,
         triton_home=args.triton_home,
-        http_guard=not args.no_http_guard,
     )
     try:
         server.start()

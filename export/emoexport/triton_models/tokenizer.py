@@ -4,7 +4,7 @@ The texts of all the requests in one dynamic batch are tokenised in one call; ea
 texts are padded to that request's longest text only, because the encoder batches ragged
 inputs (emoexport.ragged) and would only compute the extra padding. Text beyond `max_length`
 tokens is truncated, and a long text is only tokenised as far as its first `max_length` tokens
-need (`head_of`), so its cost does not grow with its bytes. A request whose text tensor cannot
+need (`head_of`), so its cost does not grow with its bytes, whatever its characters. A request whose text tensor cannot
 be read, or with a text that is not UTF-8 or longer than `max_text_bytes`, gets an error
 response of its own; the other requests of the batch are served as usual.
 """
@@ -39,8 +39,10 @@ ENCODING_FIELDS = {
 }
 
 
-# A long text's head is first cut at this many characters per token of max_length, then 4x longer.
+# A long text's head is first cut at this many characters per token of max_length, then 4x
+# longer, up to the cap; past the cap a text with no whitespace is cut at the cap regardless.
 _HEAD_CHARS_PER_TOKEN = 16
+_HEAD_CAP_CHARS_PER_TOKEN = 1024
 _LAST_SPACE = re.compile(r"\s(?=\S*\Z)")
 
 
@@ -95,22 +97,36 @@ def decode_texts(raw: np.ndarray, max_text_bytes: int) -> list[str]:
 
 
 def head_of(tokenizer: Tokenizer, text: str) -> str:
-    """The start of `text` that tokenises, truncated, exactly as the whole text does.
+    """The start of `text` that tokenises, truncated, as the whole text does, so that a text's
+    cost is bounded by max_length whatever its length and characters.
 
     Cut just before a whitespace, a text keeps every token that ends before the cut: the
     pre-tokenizers of BERT's WordPiece and of byte-level BPE never join across whitespace. So
-    once the cut text is truncated itself, its tokens are the whole text's first ones.
+    once the cut text is truncated itself, its tokens are the whole text's first ones. A head
+    with no whitespace (CJK, punctuation, one long word) is cut anywhere and kept when it holds
+    more than max_length tokens and a head twice as long gives the same ones; past the cap it
+    is cut there (only one word longer than the cap could tokenise differently).
     """
     truncation = tokenizer.truncation
     if truncation is None:
         return text
     limit = _HEAD_CHARS_PER_TOKEN * truncation["max_length"]
+    cap = _HEAD_CAP_CHARS_PER_TOKEN * truncation["max_length"]
     while len(text) > limit:
         space = _LAST_SPACE.search(text, 0, limit)
-        if space is not None and tokenizer.encode(text[: space.start()]).overflowing:
-            return text[: space.start()]
+        if space is not None:
+            if tokenizer.encode(text[: space.start()]).overflowing:
+                return text[: space.start()]
+        elif limit >= cap or _settled(tokenizer, text[:limit], text[: 2 * limit]):
+            return text[:limit]
         limit *= 4
     return text
+
+
+def _settled(tokenizer: Tokenizer, head: str, longer: str) -> bool:
+    """`head` holds more than max_length tokens, the same ones as a head twice as long."""
+    encoded = tokenizer.encode(head)
+    return bool(encoded.overflowing) and encoded.ids == tokenizer.encode(longer).ids
 
 
 def encode(tokenizer: Tokenizer, texts: list[str], input_names: list[str]) -> dict[str, np.ndarray]:
