@@ -4,9 +4,10 @@ The texts of all the requests in one dynamic batch are tokenised in one call; ea
 texts are padded to that request's longest text only, because the encoder batches ragged
 inputs (emoexport.ragged) and would only compute the extra padding. Text beyond `max_length`
 tokens is truncated, and a long text is only tokenised as far as its first `max_length` tokens
-need (`head_of`), so its cost does not grow with its bytes, whatever its characters. A request whose text tensor cannot
-be read, or with a text that is not UTF-8 or longer than `max_text_bytes`, gets an error
-response of its own; the other requests of the batch are served as usual.
+need (`head_of`), so its cost does not grow with its bytes, whatever its characters. A request
+whose text tensor cannot be read, or with a text that is not UTF-8 or longer than
+`max_text_bytes`, gets an error response of its own; the other requests of the batch are served
+as usual.
 """
 
 from __future__ import annotations
