@@ -20,6 +20,7 @@ from .support import ROOT
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
+MONITORING = yaml.safe_load((ROOT / "docker-compose.monitoring.yml").read_text())["services"]
 DEFAULT = re.compile(r"\$\{(\w+):-([^}]*)\}")
 
 KUBERNETES = ROOT / "deploy/kubernetes"

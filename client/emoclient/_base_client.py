@@ -203,8 +203,17 @@ def encode_texts(
     return encoded
 
 
+def checked_threshold(threshold: Threshold) -> Threshold:
+    """`threshold` as numbers from 0 to 1 (a str is not one, nor a list of labels), checked
+    before anything is sent; InvalidInputError otherwise."""
+    if threshold is None:
+        return None
+    if not isinstance(threshold, Mapping):
+        return probability("threshold", threshold)
+    return {label: probability(f"threshold[{label!r}]", t) for label, t in threshold.items()}
+
+
 def probability(what: str, value: object) -> float:
-    """`value` as a threshold: a number from 0 to 1 (a str is not one, nor a list of labels)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InvalidInputError(
             f"{what} must be a number from 0 to 1, or a mapping of label to number, not {value!r}"
@@ -229,15 +238,13 @@ class Decision:
 
     @classmethod
     def for_call(cls, info: ModelInfo, threshold: Threshold, top_k: int | None) -> Decision:
+        """`threshold` as checked_threshold returns it."""
         if top_k is not None and top_k < 1:
             raise InvalidInputError(f"top_k must be at least 1, not {top_k}")
         if threshold is None:
             return cls(None, top_k)
         if not isinstance(threshold, Mapping):
-            return cls(np.full(len(info.labels), probability("threshold", threshold)), top_k)
-        threshold = {
-            label: probability(f"threshold[{label!r}]", t) for label, t in threshold.items()
-        }
+            return cls(np.full(len(info.labels), float(threshold)), top_k)
         unknown = sorted(set(threshold) - set(info.labels))
         if unknown:
             raise InvalidInputError(
@@ -483,7 +490,8 @@ class BaseClient:
         self._models: dict[str, ModelInfo] = {}
 
     def _payload(self, texts: Texts) -> npt.NDArray[np.object_]:
-        """The texts as a request tensor; checked before anything is sent."""
+        """The texts as a request tensor; checked before anything is sent (with the call's
+        threshold, by checked_threshold)."""
         return encode_texts(texts_of(texts), self.max_text_bytes)
 
     def _plan(

@@ -5,7 +5,14 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from ._base_client import BaseClient, Request, Texts, Threshold, require_at_least_one
+from ._base_client import (
+    BaseClient,
+    Request,
+    Texts,
+    Threshold,
+    checked_threshold,
+    require_at_least_one,
+)
 from .errors import (
     ModelNotFoundError,
     PermissionDeniedError,
@@ -45,6 +52,7 @@ class AsyncClient(BaseClient):
     ) -> list[Classification]:
         """One result per text, in order; see `Client.classify`."""
         payload = self._payload(texts)
+        threshold = checked_threshold(threshold)
         if not len(payload):
             return []
         call = self._plan(await self.model(model), payload, threshold, top_k)

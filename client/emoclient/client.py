@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ._base_client import BaseClient, Request, Texts, Threshold
+from ._base_client import BaseClient, Request, Texts, Threshold, checked_threshold
 from .errors import (
     ModelNotFoundError,
     PermissionDeniedError,
@@ -56,6 +56,7 @@ class Client(BaseClient):
         most the k best of the predicted labels.
         """
         payload = self._payload(texts)
+        threshold = checked_threshold(threshold)
         if not len(payload):
             return []
         call = self._plan(self.model(model), payload, threshold, top_k)

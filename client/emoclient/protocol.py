@@ -17,6 +17,8 @@ PARAM_DECISION = "decision"
 PARAM_THRESHOLDS = "thresholds"
 PARAM_THRESHOLD_PROFILE = "threshold_profile"
 PARAM_MAX_LENGTH = "max_length"
+# Set when the exported model ran its own code: a hub commit, or sha256 of a directory's .py files.
+PARAM_OWN_CODE = "own_code"
 
 CONTRACT_VERSION = "1"
 

@@ -221,6 +221,7 @@ class _Ensemble:
         scheme: LabelScheme,
         scores: TensorSpec,
         max_length: int,
+        own_code: str | None = None,
     ) -> list[ModelFolder]:
         """Add the postprocess of the [batch, labels] tensor `scores` and the ensemble itself;
         the folders to install."""
@@ -236,6 +237,8 @@ class _Ensemble:
         files = {"model.py": Path(postprocess_source.__file__)}
         self._add(config, files, _same([scores.name]), outputs)
         published = {**scheme.parameters(), protocol.PARAM_MAX_LENGTH: str(max_length)}
+        if own_code is not None:  # which model code ran: the export can be traced to it
+            published[protocol.PARAM_OWN_CODE] = own_code
         ensemble = configs.ensemble_config(
             self.options.name,
             self.steps,
@@ -321,10 +324,9 @@ def _serve_graph(
     """Put the graph the encoder serves in place: fp32 (fused when parity allows), then
     converted to the export's precision and gated on quality. TensorRT gets the fp32 graph
     unfused and builds its fp16 engine itself (precision_mode in the config); int8 quantises
-    the unfused graph, which ran 15-20% faster than quantised after the fusions, at the same
-    quality (docs/precision.md)."""
+    the fused graph's MatMuls (docs/precision.md)."""
     fp32, fusions = exported, {}
-    if options.fuse and options.accelerator == "none" and options.precision != "int8":
+    if options.fuse and options.accelerator == "none":
         fused = exported.with_name("model.fused.onnx")
         try:
             fusions = fuse_transformer(exported, fused)
@@ -416,10 +418,13 @@ def export_classifier(source: str, options: ExportOptions, log: Log = _quiet) ->
         source,
         revision=options.revision,
         trust_remote_code=options.trust_remote_code,
+        allow_pickle=options.allow_pickle,
         recipe=options.recipe,
         logits_output=options.logits_output,
     )
     log(f"recipe {classifier.recipe.name}; logits: output {classifier.logits_output!r}")
+    if classifier.own_code is not None:
+        log(f"ran {source}'s own model code: {classifier.own_code}")
     scheme = classifier.recipe.scheme(classifier.raw_config, options.thresholds)
     max_length = classifier.max_length(options.max_length)
     inputs = classifier.input_names
@@ -429,7 +434,7 @@ def export_classifier(source: str, options: ExportOptions, log: Log = _quiet) ->
         logits = TensorSpec("logits", mc.TYPE_FP32, [num_labels])
         logits_model = LogitsModel(classifier.model, classifier.logits_output)
         ensemble.encoder(classifier.tokenizer, inputs, max_length, logits_model, logits, log)
-        folders = ensemble.finish(scheme, logits, max_length)
+        folders = ensemble.finish(scheme, logits, max_length, classifier.own_code)
         log("checking parity with PyTorch")
         return _gated_install(
             folders,
@@ -449,7 +454,10 @@ def export_embedding_classifier(
     _check_options(options)
     log(f"loading {encoder_source} and head {head_source}")
     encoder = load_sentence_encoder(
-        encoder_source, revision=options.revision, trust_remote_code=options.trust_remote_code
+        encoder_source,
+        revision=options.revision,
+        trust_remote_code=options.trust_remote_code,
+        allow_pickle=options.allow_pickle,
     )
     head = load_head(head_source)
     if head.input_dim not in (0, encoder.dimension):  # 0: the head leaves the dim symbolic

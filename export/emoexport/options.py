@@ -71,7 +71,15 @@ class ExportOptions:
     instances: int = option(1, "encoder instances per device", type=int)
     revision: str | None = option(None, "hub revision (branch, tag or commit)")
     trust_remote_code: bool = option(
-        False, "run the model repository's own code", action="store_true"
+        False,
+        "run the model repository's own code (a hub model needs --revision COMMIT with it)",
+        action="store_true",
+    )
+    allow_pickle: bool = option(
+        False,
+        "load pickled .bin weights when a model has no safetensors (unpickling can run code: "
+        "only for a model you trust)",
+        action="store_true",
     )
     recipe: str | None = option(
         None, "override the recipe chosen from the model's config (see --list-recipes)"

@@ -17,6 +17,7 @@ import torch
 from .errors import SourceError
 from .locate import locate
 from .onnx_export import EncoderInputs
+from .source import code_identity, refuse_pickles
 from .triton_models.tokenizer import ENCODING_FIELDS
 
 if TYPE_CHECKING:  # a heavy import, made only when an encoder is loaded
@@ -65,14 +66,27 @@ class SentenceEncoder:
 
 
 def load_sentence_encoder(
-    source: str, *, revision: str | None = None, trust_remote_code: bool = False
+    source: str,
+    *,
+    revision: str | None = None,
+    trust_remote_code: bool = False,
+    allow_pickle: bool = False,
 ) -> SentenceEncoder:
+    """The encoder, from safetensors weights unless `allow_pickle`; with `trust_remote_code`,
+    only code that can be named (source.code_identity)."""
     from sentence_transformers import SentenceTransformer
 
     location = locate(source, revision)
+    if trust_remote_code:
+        code_identity(location, revision)
+    refuse_pickles(location, revision, allow_pickle)
     try:
         model = SentenceTransformer(
-            location, device="cpu", revision=revision, trust_remote_code=trust_remote_code
+            location,
+            device="cpu",
+            revision=revision,
+            trust_remote_code=trust_remote_code,
+            model_kwargs={"use_safetensors": None if allow_pickle else True},
         )
     except (OSError, ValueError) as error:
         raise SourceError(f"cannot load sentence encoder {source!r}: {error}") from error

@@ -3,7 +3,9 @@ its recipe says."""
 
 from __future__ import annotations
 
+import hashlib
 import inspect
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,6 +95,7 @@ class HFClassifier:
     tokenizer: Any
     input_names: tuple[str, ...]
     logits_output: LogitsSelector
+    own_code: str | None = None  # the model code that ran (code_identity), if it has its own
 
     def max_length(self, requested: int | None) -> int:
         """Truncation length: --max-length, else the recipe's, else the tokenizer's limit."""
@@ -127,25 +130,34 @@ def load_classifier(
     *,
     revision: str | None = None,
     trust_remote_code: bool = False,
+    allow_pickle: bool = False,
     recipe: str | None = None,
     logits_output: str | None = None,
 ) -> HFClassifier:
     location = locate(source, revision)
     raw = read_config(location, revision)
     chosen = recipe_named(recipe) if recipe else select_recipe(raw, source)
-    if "auto_map" in raw and not trust_remote_code:
-        code = ", ".join(sorted(set(raw["auto_map"].values())))
-        raise SourceError(
-            f"{source} ships its own model code ({code}), which runs only with "
-            "--trust-remote-code; read that code before you pass it"
-        )
+    own_code = None
+    if "auto_map" in raw:
+        if not trust_remote_code:
+            code = ", ".join(sorted(set(raw["auto_map"].values())))
+            raise SourceError(
+                f"{source} ships its own model code ({code}), which runs only with "
+                "--trust-remote-code; read that code before you pass it"
+            )
+        own_code = code_identity(location, revision)
+    refuse_pickles(location, revision, allow_pickle)
     options = {"revision": revision, "trust_remote_code": trust_remote_code}
     try:
         config = AutoConfig.from_pretrained(location, **options)
         tokenizer = AutoTokenizer.from_pretrained(location, use_fast=True, **options)
         # float32 whatever the stored weights are: the ONNX graph and the parity gate are fp32.
         model = _LOADERS[chosen.loader].from_pretrained(
-            location, config=config, dtype=torch.float32, **options
+            location,
+            config=config,
+            dtype=torch.float32,
+            use_safetensors=None if allow_pickle else True,
+            **options,
         )
     except (OSError, ValueError) as error:  # transformers raises both for unusable sources
         raise SourceError(f"cannot load {source!r} with recipe {chosen.name}: {error}") from error
@@ -166,4 +178,49 @@ def load_classifier(
     with torch.no_grad():
         output = model(**{name: sample[name] for name in input_names})
     selector = find_logits(output, logits_output or chosen.logits_output, len(labels_of(raw)))
-    return HFClassifier(source, raw, chosen, model, tokenizer, input_names, selector)
+    return HFClassifier(source, raw, chosen, model, tokenizer, input_names, selector, own_code)
+
+
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+PICKLED = ("pytorch_model.bin", "pytorch_model.bin.index.json")
+SAFE = ("model.safetensors", "model.safetensors.index.json")
+
+
+def code_identity(location: str, revision: str | None) -> str:
+    """Which model code runs: a hub model's commit (required: a branch or tag can move to other
+    code after it was read), or the sha256 of a directory's Python files."""
+    directory = Path(location)
+    if directory.is_dir():
+        digest = hashlib.sha256()
+        for path in sorted(directory.rglob("*.py")):
+            digest.update(str(path.relative_to(directory)).encode() + b"\0" + path.read_bytes())
+        return f"sha256:{digest.hexdigest()}"
+    if revision is None or not _COMMIT.match(revision):
+        raise SourceError(
+            f"{location} runs its own code: pin the code that runs with --revision COMMIT (the "
+            f"40-character commit id you read), not {revision or 'its default branch'}"
+        )
+    return f"{location}@{revision}"
+
+
+def refuse_pickles(location: str, revision: str | None, allow_pickle: bool) -> None:
+    """SourceError for a model whose only weights are pickles, unless `allow_pickle`: loading a
+    pickle runs whatever code it names (CVE-2025-32434 was torch.load's own guard failing)."""
+    if allow_pickle:
+        return
+    directory = Path(location)
+    if directory.is_dir():
+        names = {path.name for path in directory.iterdir()}
+    else:
+        from huggingface_hub import list_repo_files
+
+        try:
+            names = set(list_repo_files(location, revision=revision))
+        except Exception as error:  # the hub client's own errors, and its transport's
+            raise SourceError(f"cannot list {location}'s files on the hub: {error}") from None
+    if names.isdisjoint(SAFE) and not names.isdisjoint(PICKLED):
+        pickles = ", ".join(sorted(names & set(PICKLED)))
+        raise SourceError(
+            f"{location} has its weights only as a pickle ({pickles}), which runs code as it "
+            "loads: convert it to safetensors, or pass --allow-pickle if you trust it"
+        )

@@ -201,7 +201,6 @@ class BenchOptions:
     batch_clients: int = 4
     source: str | None = None  # the exported source model, for the in-process reference
     head: str | None = None  # its head, for encoder + head models
-    admin_key: str | None = None  # the server's, for perf_analyzer's statistics calls
     perf_analyzer: Path | None = None  # the binary; None: look in PEERS_VENV, then PATH
     infinity_emb: Path | None = None  # likewise
 
@@ -298,7 +297,7 @@ def _perf_analyzer(options: BenchOptions, report: BenchReport) -> None:
     from .perf_analyzer import TOOL, PerfAnalyzer
 
     binary = find_peer(TOOL, options.perf_analyzer)
-    analyzer = PerfAnalyzer(binary, options.url, options.model, options.texts, options.admin_key)
+    analyzer = PerfAnalyzer(binary, options.url, options.model, options.texts)
     loads = [(c, 1) for c in options.concurrency] + [(options.batch_clients, options.batch_size)]
     for concurrency, batch_size in loads:
         contender = f"{TOOL}, {concurrency} clients x {batch_size} text" + "s" * (batch_size > 1)

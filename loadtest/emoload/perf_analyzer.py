@@ -18,7 +18,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from emoclient.protocol import ADMIN_HEADER, GRPC_RESTRICTED_HEADER_PREFIX, TEXT_INPUT
+from emoclient.protocol import TEXT_INPUT
 
 from .errors import PeerUnavailableError
 
@@ -74,22 +74,14 @@ def environment(binary: Path) -> dict[str, str]:
     return env
 
 
-def admin_header(key: str) -> str:
-    """-H for the gRPC protocol, under which Triton reads a restricted API's header."""
-    return f"{GRPC_RESTRICTED_HEADER_PREFIX}{ADMIN_HEADER}:{key}"
-
-
 class PerfAnalyzer:
     """Runs of one binary against one served model over gRPC, on a fixed list of texts."""
 
-    def __init__(
-        self, binary: Path, url: str, model: str, texts: list[str], admin_key: str | None
-    ) -> None:
+    def __init__(self, binary: Path, url: str, model: str, texts: list[str]) -> None:
         self.binary = binary
         self.url = url
         self.model = model
         self.texts = texts
-        self.admin_key = admin_key
         self.env = environment(binary)
 
     def measure(self, concurrency: int, batch_size: int) -> Measurement:
@@ -107,8 +99,6 @@ class PerfAnalyzer:
                 "--measurement-mode", "count_windows",
                 "--measurement-request-count", str(requests),
             ]  # fmt: skip
-            if self.admin_key is not None:
-                command += ["-H", admin_header(self.admin_key)]
             try:
                 done = subprocess.run(
                     command, capture_output=True, text=True, env=self.env, timeout=_TIMEOUT_S

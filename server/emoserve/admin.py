@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import time
 import urllib.error
@@ -21,8 +22,13 @@ from emoclient.protocol import ADMIN_HEADER
 
 ADMIN_KEY_VARIABLE = "EMOTRITON_ADMIN_KEY"
 # Categories only an operator needs. Inference, health, metadata and model-config stay open:
-# clients classify, check readiness and read a model's labels.
-ADMIN_APIS = ("model-repository", "shared-memory", "logging", "trace", "statistics")
+# clients classify, check readiness and read a model's labels; and statistics, which say what
+# /metrics says (perf_analyzer reads them, and so needs no key on its command line).
+ADMIN_APIS = ("model-repository", "shared-memory", "logging", "trace")
+# A key must be hard to guess and must not break the flag it travels in
+# (`--http-restricted-api=<apis>:<header>=<key>`): URL-safe characters, 24 at least.
+MIN_KEY_LENGTH = 24
+_KEY_CHARACTERS = re.compile(r"^[A-Za-z0-9_.~-]+$")
 # Model states of the repository index in which the model still holds its backend processes.
 HOLDING_STATES = frozenset({"READY", "LOADING", "UNLOADING"})
 
@@ -31,9 +37,26 @@ class AdminApiError(EmotritonError):
     """Triton refused or failed an administrative call of the launcher."""
 
 
-def admin_key() -> str:
-    """The operator's key from EMOTRITON_ADMIN_KEY, or a random one nobody else knows."""
-    return os.environ.get(ADMIN_KEY_VARIABLE) or secrets.token_urlsafe(32)
+def admin_key(given: str | None = None) -> str:
+    """`given`, or the operator's key from EMOTRITON_ADMIN_KEY, checked; or a random one nobody
+    else knows."""
+    key = given or os.environ.get(ADMIN_KEY_VARIABLE)
+    return secrets.token_urlsafe(32) if not key else checked_key(key)
+
+
+def checked_key(key: str) -> str:
+    """`key`, or AdminApiError when it is short or holds a character the flag would misread."""
+    if len(key) < MIN_KEY_LENGTH:
+        raise AdminApiError(
+            f"{ADMIN_KEY_VARIABLE} has {len(key)} characters: use {MIN_KEY_LENGTH} or more "
+            "(python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
+    if not _KEY_CHARACTERS.match(key):
+        raise AdminApiError(
+            f"{ADMIN_KEY_VARIABLE} may hold letters, digits and - _ . ~ only (a : , = or space "
+            "would change the flag it travels in)"
+        )
+    return key
 
 
 def restriction_flags(key: str) -> tuple[str, ...]:

@@ -6,9 +6,11 @@ run the launcher, which passes SERVER_FLAGS whatever the image.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
-from dataclasses import dataclass
+from collections.abc import Collection
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .admin import restriction_flags
@@ -26,9 +28,9 @@ SERVER_FLAGS = (
     # The python models' shared-memory pool starts at 16 MiB, sized for batches of 64 texts.
     "--backend-config=python,shm-default-byte-size=16777216",
     # The launcher reloads a model whose backend process died, and drains by unloading the
-    # ensembles first; the repository API that does it is behind the admin key.
+    # ensembles first; the repository API that does it is behind the admin key. Which models
+    # load at start is `load_flags`.
     "--model-control-mode=explicit",
-    "--load-model=*",
 )
 # On a machine without an NVIDIA GPU: no pinned or CUDA memory pools and no GPU metrics, which
 # Triton would otherwise try to set up and log errors about at every start.
@@ -57,16 +59,43 @@ def server_flags(admin_key: str, shm_prefix: str, version: Version) -> tuple[str
     )
 
 
+def load_flags(repository: str | Path) -> list[str]:
+    """The models to load at start: each folder of a local repository that holds a config, by
+    name; `*` for object storage, which Triton lists itself. A folder without a config (what a
+    killed export leaves staged, a backup) would fail `--load-model=*`, and the server with it."""
+    if isinstance(repository, str):
+        return ["--load-model=*"]
+    names = sorted(
+        folder.name
+        for folder in repository.iterdir()
+        if not folder.name.startswith(".") and (folder / "config.pbtxt").is_file()
+    )
+    return [f"--load-model={name}" for name in names]
+
+
 def has_nvidia_gpu() -> bool:
     return Path("/dev/nvidiactl").exists()
 
 
 def free_port(host: str = LOOPBACK) -> int:
     """A TCP port that nothing listens on now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        port: int = probe.getsockname()[1]
-        return port
+    (port,) = free_ports(1, host)
+    return port
+
+
+def free_ports(count: int, host: str = LOOPBACK, taken: Collection[int] = ()) -> list[int]:
+    """`count` different TCP ports that nothing listens on now, none of them in `taken`
+    (ports already promised, not bound yet): the OS picks each while the others are still
+    bound, as one closed first could be picked again."""
+    with contextlib.ExitStack() as probes:
+        ports: list[int] = []
+        while len(ports) < count:
+            probe = probes.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            probe.bind((host, 0))
+            port = probe.getsockname()[1]
+            if port not in taken:
+                ports.append(port)
+        return ports
 
 
 def client_host(bound: str) -> str:
@@ -158,17 +187,29 @@ class ServerConfig:
         grpc_tls: GrpcTls | None = None,
         startup_timeout: float = 180.0,
     ) -> ServerConfig:
-        """Triton's HTTP servers on free loopback ports, behind the guards on `endpoints`."""
+        """Triton's HTTP servers on loopback, behind the guards on `endpoints`; ports of 0 are
+        picked free once the guards hold theirs (with_free_ports)."""
         return cls(
             repository=repository_location(repository),
             endpoints=endpoints,
             triton_host=LOOPBACK,
-            triton_http_port=free_port(),
-            triton_metrics_port=free_port(),
+            triton_http_port=0,
+            triton_metrics_port=0,
             admin_key=admin_key,
             log_verbose=log_verbose,
             grpc_tls=grpc_tls,
             startup_timeout=startup_timeout,
+        )
+
+    def with_free_ports(self, endpoints: Endpoints) -> ServerConfig:
+        """`endpoints` (the ports the guards bound), and free ports for what Triton binds
+        itself: its loopback HTTP and metrics servers, and gRPC when none was asked."""
+        http, metrics, grpc = free_ports(3, taken=(endpoints.grpc_port,))
+        return replace(
+            self,
+            endpoints=replace(endpoints, grpc_port=endpoints.grpc_port or grpc),
+            triton_http_port=http,
+            triton_metrics_port=metrics,
         )
 
     @property
@@ -191,6 +232,7 @@ class ServerConfig:
             f"--metrics-port={self.triton_metrics_port}",
             f"--log-verbose={self.log_verbose}",
             *server_flags(self.admin_key, shm_prefix, distribution.version),
+            *load_flags(self.repository),
             *(() if has_nvidia_gpu() else CPU_ONLY_FLAGS),
             *(self.grpc_tls.arguments() if self.grpc_tls else []),
         ]

@@ -16,6 +16,7 @@ import asyncio
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -31,6 +32,7 @@ from . import http_rules
 from .config import LOOPBACK, ServerConfig
 from .errors import LauncherError
 from .http_rules import MAX_BODY_BYTES, Refusal
+from .ports import raise_open_file_limit
 
 # Each hop's own headers (RFC 9110, 7.6.1), never forwarded; Host and Content-Length are the
 # session's to set for the forwarded request, Expect was answered here, and the body is sent
@@ -53,7 +55,7 @@ NOT_FORWARDED = HOP_BY_HOP | {"host", "content-length", "expect", "content-encod
 # its own headers only (an added Accept-Encoding would get it a compressed answer it never asked).
 NOT_ADDED = ("Accept", "Accept-Encoding", "Content-Type", "User-Agent")
 CONNECT_TIMEOUT_SECS = 5.0  # Triton's port is on this host: a refused connection comes at once
-MAX_CONNECTIONS = 1024  # per port; more are answered 503 and closed
+MAX_CONNECTIONS = 1024  # per port, within a quarter of the open-file limit; more get 503
 BODY_TIMEOUT_SECS = 60.0  # to send a whole body: 72 MiB at 1.2 MB/s
 IDLE_TIMEOUT_SECS = 75.0  # a kept-alive connection with no request in flight
 BUFFERED_BYTES = 4 * MAX_BODY_BYTES  # the bodies being read at once, across connections
@@ -106,7 +108,8 @@ class _Budget:
 
 
 class HttpGuard:
-    """Serves HOST:PORT and forwards to one of Triton's HTTP servers at `upstream` (HOST:PORT):
+    """Serves HOST:PORT (port 0: a free one, `port` once started) and forwards to one of
+    Triton's HTTP servers at `upstream` (HOST:PORT):
     its HTTP/REST front end, or with `metrics` its metrics server (GET /metrics only).
 
     With `index_key` (the admin key), anyone may read the repository index, which Triton keeps
@@ -204,6 +207,8 @@ class HttpGuard:
         self._listener = await loop.create_server(
             _capped(server, self.max_connections), self.host, self.port, reuse_address=True
         )
+        # Port 0: the kernel's choice, bound here at once, so nothing can take it in between.
+        self.port = self._listener.sockets[0].getsockname()[1]
 
     async def _close(self) -> None:
         listener = getattr(self, "_listener", None)
@@ -336,15 +341,25 @@ def _capped(server: web.Server, cap: int) -> Callable[[], asyncio.Protocol]:
     return connection
 
 
-def front_door(config: ServerConfig) -> list[HttpGuard]:
-    """The guards of a server's public HTTP and metrics ports."""
+def open_front_door(config: ServerConfig) -> tuple[list[HttpGuard], ServerConfig]:
+    """Start the guards of the public HTTP and metrics ports (free ones where 0 is asked), pick
+    Triton's own ports only then (so that none can be a port a guard just took), and point the
+    guards at them: the started guards, and the config with every port settled."""
     host, public = config.endpoints.host, config.endpoints
-    return [
-        HttpGuard(
-            host,
-            public.http_port,
-            f"{LOOPBACK}:{config.triton_http_port}",
-            index_key=config.admin_key,
-        ),
-        HttpGuard(host, public.metrics_port, f"{LOOPBACK}:{config.triton_metrics_port}", True),
-    ]
+    cap = min(MAX_CONNECTIONS, raise_open_file_limit() // 4)
+    http = HttpGuard(host, public.http_port, "", index_key=config.admin_key, max_connections=cap)
+    metrics = HttpGuard(host, public.metrics_port, "", metrics=True, max_connections=cap)
+    started: list[HttpGuard] = []
+    try:
+        for guard in (http, metrics):
+            started.append(guard.start())
+    except BaseException:
+        for guard in started:
+            guard.stop()
+        raise
+    settled = config.with_free_ports(
+        replace(public, http_port=http.port, metrics_port=metrics.port)
+    )
+    http.upstream = f"http://{LOOPBACK}:{settled.triton_http_port}"
+    metrics.upstream = f"http://{LOOPBACK}:{settled.triton_metrics_port}"
+    return started, settled

@@ -15,23 +15,19 @@ from typing import IO
 
 from . import shared_memory
 from .admin import AdminApi, drain
-from .admin import admin_key as generated_admin_key
-from .config import STANDARD_ENDPOINTS, Endpoints, GrpcTls, ServerConfig, free_port
+from .admin import admin_key as chosen_admin_key
+from .config import STANDARD_ENDPOINTS, Endpoints, GrpcTls, ServerConfig, free_ports
 from .distribution import TritonDistribution
 from .errors import LauncherError
-from .http_guard import front_door
+from .http_guard import HttpGuard, open_front_door
 from .process import TritonProcess
 from .supervisor import Supervisor
 
 
 class LocalServer:
-    """Triton on `repository`; a context manager. Ports left as None are picked free.
-
-    A backend process that dies is replaced and a server that dies is started again; `stop()`
-    drains the requests in flight first. The admin APIs need `admin_key` (EMOTRITON_ADMIN_KEY,
-    or a random key). Logs go to the scratch folder unless `stream_logs`. The public HTTP and
-    metrics ports are `HttpGuard`s in front of Triton's own, on loopback.
-    """
+    """Triton on `repository`, supervised, behind its HTTP guards; a context manager. Ports
+    left as None are picked free; the admin APIs need `admin_key` (EMOTRITON_ADMIN_KEY, or a
+    random key); logs go to the scratch folder unless `stream_logs`."""
 
     def __init__(
         self,
@@ -48,15 +44,19 @@ class LocalServer:
         triton_home: Path | None = None,
         admin_key: str | None = None,
     ) -> None:
-        ports = (http_port, grpc_port, metrics_port)
-        endpoints = Endpoints(host, *(port or free_port() for port in ports))
-        key = admin_key or generated_admin_key()
+        # Ports not given are picked free now, so that a client can be made before the server
+        # starts; one taken by then fails the start at once (the guards bind first).
+        free = iter(free_ports(3, host))
+        endpoints = Endpoints(
+            host, *(port or next(free) for port in (http_port, grpc_port, metrics_port))
+        )
+        key = chosen_admin_key(admin_key)
         self.config = config = ServerConfig.create(
             repository, endpoints, admin_key=key, log_verbose=log_verbose, grpc_tls=grpc_tls,
             startup_timeout=startup_timeout,
         )  # fmt: skip
         self.endpoints, self.admin_key = endpoints, key
-        self.guards = front_door(config)
+        self.guards: list[HttpGuard] = []
         self.admin = AdminApi(config.triton_http_url, config.admin_key)
         self.triton_home, self.stream_logs = triton_home, stream_logs
         self.process: TritonProcess | None = None
@@ -73,9 +73,11 @@ class LocalServer:
         try:
             self._log = None if log_path is None else log_path.open("ab")
             distribution = TritonDistribution.find(self.triton_home)
+            # The guards first: a taken port fails at once, not after the models load.
+            self.guards, self.config = open_front_door(self.config)
+            self.endpoints = self.config.endpoints
+            self.admin = AdminApi(self.config.triton_http_url, self.admin_key)
             self.process = TritonProcess(self.config, distribution, workdir, self._log, log_path)
-            for guard in self.guards:  # first: a taken port fails at once, not after loading
-                guard.start()
             main = threading.current_thread() is threading.main_thread()
             self.process.start(threading.Event(), die_with_thread=main)
             self.supervisor = Supervisor(self.process, self.admin, self._shutdown)
@@ -87,8 +89,7 @@ class LocalServer:
 
     def wait(self) -> int:
         """Block until the supervisor gives up on a server that cannot start; its exit code."""
-        if self.supervisor is None:
-            raise LauncherError("server not started")
+        assert self.supervisor is not None, "server not started"
         while not self.supervisor.finished.wait(timeout=1):  # the main thread's signals act
             pass
         return self.supervisor.exit_code or 1

@@ -27,8 +27,10 @@ from .admin import ADMIN_KEY_VARIABLE
 from .config import EXIT_TIMEOUT_SECS, ServerConfig, has_nvidia_gpu
 from .distribution import TritonDistribution
 from .errors import LauncherError
+from .ports import holders
 
 READY_POLL_SECS = 0.1
+NOT_STARTED = -255  # returncode() of a process that is not running: the watchdog starts it
 KILL_MARGIN_SECS = 5  # after the exit timeout, before SIGKILL
 # What Triton 2.51 logs at error level at every start on a machine without an NVIDIA GPU, and
 # is not an error there: the launcher logs these lines at info level ("I" for "E").
@@ -136,8 +138,11 @@ class TritonProcess:
         return self._running().pid
 
     def returncode(self) -> int | None:
-        """None while it runs."""
-        return self._running().poll()
+        """None while it runs; its exit code once it has exited, or NOT_STARTED's when it is
+        not running at all (a start that failed)."""
+        if self._popen is None:
+            return NOT_STARTED
+        return self._popen.poll()
 
     def _running(self) -> subprocess.Popen[bytes]:
         if self._popen is None:
@@ -169,12 +174,12 @@ class TritonProcess:
 
     def restart(self, cancel: threading.Event) -> None:
         """Replace a server that died, from the thread that will stop it (the supervisor's);
-        one that does not become ready is killed, so that the next try starts afresh."""
+        one that does not become ready is stopped, so that the next try starts afresh."""
         self.terminate()
         try:
             self.start(cancel, die_with_thread=True)
         except BaseException:
-            self.kill()
+            self.terminate()
             raise
 
     def kill(self) -> None:
@@ -218,13 +223,29 @@ class TritonProcess:
                 contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError),
                 urllib.request.urlopen(url, timeout=1) as response,
             ):
-                if response.status == 200:
+                if response.status == 200 and self._holds_its_ports():
                     return
             time.sleep(READY_POLL_SECS)
         if not cancel.is_set():
             raise LauncherError(
                 f"tritonserver not ready after {self.config.startup_timeout:.0f}s{self._log_tail()}"
             )
+
+    def _holds_its_ports(self) -> bool:
+        """True once Triton listens on every port it was told to (it binds them one after
+        another); LauncherError where another process holds one: whoever took it before
+        Triton bound it would get the launcher's admin calls and the clients' texts."""
+        config = self.config
+        ports = [config.triton_http_port, config.endpoints.grpc_port, config.triton_metrics_port]
+        held = holders(self.pid, ports)
+        taken = [str(port) for port, holder in held.items() if holder == "other"]
+        if taken:
+            self.kill()
+            raise LauncherError(
+                f"port(s) {', '.join(taken)} are held by another process, not by the "
+                "tritonserver started here: refusing to serve through them"
+            )
+        return all(holder == "ours" for holder in held.values())
 
     def _log_tail(self, lines: int = 40) -> str:
         if self.log_path is None or not self.log_path.exists():

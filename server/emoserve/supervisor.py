@@ -3,9 +3,11 @@
 Triton 2.51's python backend never replaces a stub process that died (SIGKILL, out of memory),
 and the server stays ready meanwhile: every request to the model fails for good. The watchdog
 sees the stub die and reloads its model through the repository API: unloading takes readiness
-down at once (strict readiness), loading starts a new stub. A tritonserver that dies (the HTTP
-front end's SIGSEGV) is started again, at once after a stable run, then with a growing delay
-so that a crash loop does not spin. docs/reliability.md has the measurements behind the choice.
+down at once (strict readiness), loading starts a new stub. A stub that keeps dying is reloaded
+after a growing delay, unready meanwhile, and past MAX_RELOADS in a window the whole server is
+restarted instead. A tritonserver that dies (the HTTP front end's SIGSEGV) is started again, at
+once after a stable run, then with a growing delay so that a crash loop does not spin.
+docs/reliability.md has the measurements behind the choice.
 """
 
 from __future__ import annotations
@@ -28,31 +30,47 @@ STABLE_SECS = 60.0  # a server up this long crashed by accident, not in a loop: 
 MAX_DELAY_SECS = 30.0
 MAX_FAILED_STARTS = 5  # starts in a row that never became ready: give up, exit, let the
 #                        orchestrator (compose's restart policy, Kubernetes) take over
+MAX_RELOADS = 3  # reloads of one model within STABLE_SECS; one more restarts the server
+
+
+class ProcUnreadable(OSError):
+    """/proc could not be read (out of file descriptors, say): no process can be told dead."""
+
+
+def _read(path: Path) -> bytes:
+    """A /proc file; FileNotFoundError when its process is gone, ProcUnreadable otherwise."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise
+    except OSError as error:
+        raise ProcUnreadable(error.errno, f"cannot read {path}: {error.strerror}") from error
 
 
 def _alive(pid: int) -> bool:
     """A process that runs (a zombie does not: Triton does not reap its dead stubs)."""
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
+        state = _read(Path(f"/proc/{pid}/stat")).rsplit(b")", 1)[1].split()[0]
+    except FileNotFoundError:
         return False
-    return state != "Z"
+    return state != b"Z"
 
 
 def backend_processes(server_pid: int) -> dict[int, str]:
-    """The live python-backend stubs of a tritonserver, each with the model it serves.
+    """The live python-backend stubs of a tritonserver, each with the model it serves;
+    ProcUnreadable when /proc cannot be read, rather than a list that would look empty.
 
     A stub's first argument is the model file, `<repository>/<model>/<version>/<file>`.
     """
     try:
-        children = Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()
-    except OSError:
-        return {}
+        children = _read(Path(f"/proc/{server_pid}/task/{server_pid}/children")).split()
+    except FileNotFoundError:
+        return {}  # the server is gone: its exit code says so
     found = {}
     for pid in map(int, children):
         try:
-            arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
+            arguments = _read(Path(f"/proc/{pid}/cmdline")).split(b"\0")
+        except FileNotFoundError:
             continue
         if arguments[0].endswith(b"triton_python_backend_stub") and _alive(pid):
             found[pid] = Path(arguments[1].decode()).parents[1].name
@@ -118,6 +136,7 @@ class Supervisor(threading.Thread):
         self._crashes = 0  # in a row, each within STABLE_SECS of the last start
         self._failed_starts = 0
         self._ready_at = time.monotonic()
+        self._reloads: dict[str, list[float]] = {}  # model → when it was reloaded, recently
 
     def stop(self) -> None:
         """Stop watching, and return once `on_stop` has run (at once if never started)."""
@@ -135,23 +154,30 @@ class Supervisor(threading.Thread):
                 self.finished.set()
 
     def _watch(self) -> None:
-        stubs = backend_processes(self.process.pid)
+        stubs: dict[int, str] | None = None  # None: not known since the last (re)start
         while not self.stopping.wait(POLL_SECS):
             code = self.process.returncode()
             if code is not None:
                 if not self._restart(code):
                     return
-                stubs = backend_processes(self.process.pid)
+                stubs = None
                 continue
             shared_memory.restrict(self.process.shm_prefix)
-            # A stub is dead when it is missing from one snapshot: checking each known stub and
-            # then taking a new list missed a stub that died in between (CI caught it).
-            live = backend_processes(self.process.pid)
+            try:
+                # A stub is dead when it is missing from one snapshot: checking each known stub
+                # and then taking a new list missed a stub that died in between (CI caught it).
+                live = backend_processes(self.process.pid)
+            except ProcUnreadable as error:
+                log.warning("%s: cannot tell which backend processes live this round", error)
+                continue
+            if stubs is None:
+                stubs = live
+                continue
             dead = {model for pid, model in stubs.items() if pid not in live}
             if dead and not self._reload(dead):
                 self.process.kill()  # the next round restarts it
                 continue
-            stubs = backend_processes(self.process.pid) if dead else live
+            stubs = None if dead else live
 
     def _reload(self, models: set[str]) -> bool:
         """Reload each model whose stub died and that Triton still calls ready; False when
@@ -165,9 +191,19 @@ class Supervisor(threading.Thread):
         try:
             states = admin.states()
             for model in sorted(m for m in models if states.get(m) == "READY"):
-                log.warning("the backend process of %s died: reloading it", model)
+                recent = [t for t in self._reloads.get(model, []) if started - t < STABLE_SECS]
+                if len(recent) >= MAX_RELOADS:
+                    log.error("%s died %d times in %.0f s: restarting the server", model,
+                              len(recent) + 1, STABLE_SECS)  # fmt: skip
+                    self._reloads.clear()
+                    return False
+                delay = min(2.0 ** len(recent) - 1, MAX_DELAY_SECS)
+                log.warning("the backend process of %s died: reloading it in %.0f s", model, delay)
                 admin.unload(model)  # the model, its ensembles and the server: unready
+                if self.stopping.wait(delay):
+                    return True
                 admin.load(model)  # and the ensembles that use it
+                self._reloads[model] = [*recent, time.monotonic()]
                 self.recoveries.append(Recovery("reload", model, time.monotonic() - started))
                 log.warning("%s serves again after %.1f s", model, time.monotonic() - started)
         except AdminApiError as error:

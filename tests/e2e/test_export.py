@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
+from transformers import AutoModelForSequenceClassification
 
+from emoclient import protocol
 from emoexport import exporter
 from emoexport.errors import ExportError, ParityError, SourceError
 from emoexport.exporter import ExportOptions, export_classifier
+from emoexport.source import code_identity
 
 
 def test_export_writes_four_models_in_triton_layout(exported) -> None:
@@ -103,3 +107,35 @@ def test_bad_options_are_refused(served_models, tmp_path: Path, options, error, 
 def test_a_directory_without_a_model_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="from the directory"):
         export_classifier(str(tmp_path), ExportOptions(name="x", repository=tmp_path / "repo"))
+
+
+def test_pickled_weights_are_refused_unless_allowed(served_models, tmp_path: Path) -> None:
+    """A model whose weights are only a pickle (pytorch_model.bin) could run code as it loads:
+    export refuses it, writing nothing, unless told the model is trusted."""
+    source = served_models["emotion"].directory
+    pickled = tmp_path / "pickled"
+    shutil.copytree(source, pickled)
+    (pickled / "model.safetensors").unlink()
+    state = AutoModelForSequenceClassification.from_pretrained(source).state_dict()
+    torch.save(state, pickled / "pytorch_model.bin")
+    refused = tmp_path / "refused"
+    with pytest.raises(SourceError, match=r"only as a pickle .*--allow-pickle"):
+        export_classifier(str(pickled), ExportOptions(name="p", repository=refused))
+    assert not refused.exists() or not any(refused.iterdir())
+    allowed = ExportOptions(name="p", repository=tmp_path / "allowed", allow_pickle=True)
+    assert export_classifier(str(pickled), allowed).parity.max_abs_diff <= 1e-4
+
+
+def test_a_models_own_code_is_named_in_the_served_config(served_models, tmp_path: Path) -> None:
+    """Which code ran at export is known afterwards: a directory's is the sha256 of its Python
+    files; a hub model's must be a commit, not a branch that can move."""
+    source = served_models["semeval"].directory
+    options = ExportOptions(name="s", repository=tmp_path, trust_remote_code=True)
+    export_classifier(str(source), options)
+    config = (tmp_path / "s" / "config.pbtxt").read_text()
+    digest = code_identity(str(source), None)
+    assert digest.startswith("sha256:") and f'"{protocol.PARAM_OWN_CODE}"' in config
+    assert digest in config
+    with pytest.raises(SourceError, match="--revision COMMIT"):
+        code_identity("someone/their-model", "main")
+    assert code_identity("someone/their-model", "a" * 40) == "someone/their-model@" + "a" * 40

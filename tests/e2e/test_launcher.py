@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import shutil
 import signal
 import subprocess
+import threading
 import time
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-from emoserve import LauncherError, LocalServer
+from emoclient import Client
+from emoclient.protocol import ADMIN_HEADER
+from emoserve import LauncherError, LocalServer, config
 from emoserve.config import EXIT_TIMEOUT_SECS, free_port
 
 from ..support import EMOTRITON
+from .traffic import KEY
 
 
 def listening_addresses(port: int) -> set[ipaddress.IPv4Address | ipaddress.IPv6Address]:
@@ -141,3 +147,61 @@ def test_serve_command_stops_cleanly_on_sigterm(repository: Path) -> None:
     finally:
         if serve.poll() is None:
             os.killpg(serve.pid, signal.SIGKILL)
+
+
+def test_a_port_taken_before_triton_binds_it_gets_nothing(
+    toy_repository: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The launcher picks Triton's loopback ports free and Triton binds them a moment later: a
+    local user who takes one in between and answers "ready" would get the launcher's admin calls
+    (with the key) and clients' texts. The launcher serves only through ports its own
+    tritonserver holds: it refuses to start, and the squatter sees no key."""
+    seen: list[dict[str, str]] = []
+
+    class Squatter(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(dict(self.headers))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_POST = do_GET
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    squatter = ThreadingHTTPServer(("127.0.0.1", 0), Squatter)
+    threading.Thread(target=squatter.serve_forever, daemon=True).start()
+    squatted = squatter.server_address[1]
+    pick = config.free_ports
+
+    def squatted_first(count: int, host: str = "127.0.0.1", taken: tuple = ()) -> list[int]:
+        return [squatted, *pick(count - 1, host, (*taken, squatted))]  # Triton's HTTP port
+
+    server = LocalServer(toy_repository, admin_key=KEY, grpc_port=free_port())
+    monkeypatch.setattr(config, "free_ports", squatted_first)
+    try:
+        with pytest.raises(LauncherError, match=f"{squatted}|exited"):
+            server.start()
+        assert server.config.triton_http_port == squatted  # Triton was told the squatter's port
+    finally:
+        server.stop()
+        squatter.shutdown()
+        squatter.server_close()
+    assert not [headers for headers in seen if ADMIN_HEADER in {h.lower() for h in headers}]
+    assert KEY not in str(seen)
+
+
+def test_what_a_killed_export_leaves_does_not_stop_the_server(
+    toy_repository: Path, tmp_path: Path
+) -> None:
+    """An export stages its folders inside the repository and moves them in when they pass its
+    gates; one killed meanwhile leaves the staging folder, without a config of its own. Triton's
+    `--load-model=*` took it for a model and failed to start ("failed to load all models")."""
+    repository = tmp_path / "repository"
+    shutil.copytree(toy_repository, repository)
+    left = repository / ".staging-k1ll3d" / "go_emotions_tokenizer"
+    shutil.copytree(toy_repository / "go_emotions_tokenizer", left)
+    (repository / "backup-of-nothing").mkdir()
+    with LocalServer(repository) as server, Client(server.endpoints.grpc_url) as client:
+        assert client.classify("it works", model="go_emotions")[0].scores

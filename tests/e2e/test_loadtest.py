@@ -15,7 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from emoload.runner import STOP_TIMEOUT_S
 from emoserve import LocalServer
+from emoserve.config import EXIT_TIMEOUT_SECS
+from emoserve.process import KILL_MARGIN_SECS
 
 from ..support import EMOTRITON, processes_mentioning
 
@@ -86,6 +89,12 @@ def small_repository(repository: Path, tmp_path: Path) -> Path:
     return small
 
 
+def as_in_a_terminal() -> None:
+    """Ctrl-C as a foreground command gets it. A shell starts background jobs (`make test &`,
+    nohup) with SIGINT ignored, which their children inherit, and Python keeps it so."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
 def test_a_stopped_load_test_leaves_nothing_behind(
     small_repository: Path, stop: signal.Signals, tmp_path: Path
@@ -99,6 +108,7 @@ def test_a_stopped_load_test_leaves_nothing_behind(
          "--duration", "60", "--out", str(out)],
         env={**os.environ, "TMPDIR": str(scratch)},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=as_in_a_terminal,
     )  # fmt: skip
     deadline = time.monotonic() + 120
     while not processes_mentioning(f"--report-dir {out}"):
@@ -108,7 +118,10 @@ def test_a_stopped_load_test_leaves_nothing_behind(
     assert any(scratch.glob("emotriton-server-*"))
     time.sleep(1)
     process.send_signal(stop)
-    _, stderr = process.communicate(timeout=SLACK_S + 15)
+    # Within what the CLI itself allows its parts: Locust to stop its users, then Triton to
+    # drain and exit before it is killed.
+    limit = STOP_TIMEOUT_S + EXIT_TIMEOUT_SECS + KILL_MARGIN_SECS + SLACK_S
+    _, stderr = process.communicate(timeout=limit)
     assert process.returncode == 130, stderr
     assert stderr.strip().endswith("emotriton: loadtest interrupted")
     assert not processes_mentioning(str(out))

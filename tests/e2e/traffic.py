@@ -15,7 +15,7 @@ from emoserve import LocalServer
 
 MODEL = "go_emotions"
 TEXT = "I cannot believe how well this went, thank you!"
-KEY = "test-admin-key"  # toy_server's admin key
+KEY = "test-admin-key-0123456789abcdef"  # toy_server's admin key
 
 
 @dataclass

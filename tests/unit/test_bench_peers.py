@@ -12,7 +12,7 @@ import pytest
 from emoload.bench import find_peer
 from emoload.errors import PeerUnavailableError
 from emoload.infinity import min_cosine, parse_embeddings
-from emoload.perf_analyzer import admin_header, environment, input_data, parse_output
+from emoload.perf_analyzer import PerfAnalyzer, environment, input_data, parse_output
 
 SAMPLES = Path(__file__).with_name("peer_outputs")
 
@@ -32,9 +32,21 @@ def test_perf_analyzer_output_without_a_measurement_is_an_error() -> None:
         parse_output("Request concurrency: 8\nThis protocol is restricted, expecting header\n")
 
 
-def test_perf_analyzer_gets_one_text_per_step_and_the_grpc_admin_header() -> None:
+def test_perf_analyzer_gets_one_text_per_step_and_no_key_on_its_command_line(
+    tmp_path: Path,
+) -> None:
+    """It reads the model statistics, which are open (they say what /metrics says), so `ps`
+    shows no admin key while it runs (its -H took one before)."""
     assert input_data(["a", "b"]) == {"data": [{"TEXT": ["a"]}, {"TEXT": ["b"]}]}
-    assert admin_header("k") == "triton-grpc-protocol-emotriton-admin-key:k"
+    seen = tmp_path / "argv"
+    fake = tmp_path / "perf_analyzer"
+    sample = SAMPLES / "perf_analyzer_grpc_concurrency8.txt"
+    fake.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {seen}\ncat {sample}\n')
+    fake.chmod(0o755)
+    measured = PerfAnalyzer(fake, "127.0.0.1:1", "m", ["a", "b"]).measure(8, 1)
+    assert measured.requests == 669
+    argv = seen.read_text().splitlines()
+    assert "-H" not in argv and not [a for a in argv if "admin" in a.lower()], argv
 
 
 def test_perf_analyzer_finds_the_cuda_runtime_of_its_own_venv(

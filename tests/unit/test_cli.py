@@ -50,6 +50,9 @@ def set_env(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> None:
         (["overload", "--model", "x", "--repository", "."], {}, ". has no model 'x'"),
         (["bench", "--repository", "."], {}, "--model is required (or EMOTRITON_MODEL)"),
         (["overload", "--repository", "."], {}, "--model is required (or EMOTRITON_MODEL)"),
+        (["serve", "--repository", "."], {"EMOTRITON_ADMIN_KEY": "letmein"}, "use 24 or more"),
+        (["serve", "--repository", "."], {"EMOTRITON_ADMIN_KEY": "k" * 30 + ":x"}, "only"),
+        (["classify", "--model", "x", "--threshold", "1.5", "hi"], {}, "from 0 to 1"),
     ],
 )
 def test_errors_of_use_are_one_line_and_exit_2(
@@ -135,3 +138,10 @@ def test_overload_refuses_numbers_that_are_not_positive(field: str) -> None:
 
     with pytest.raises(LoadTestError, match="must be positive"):
         OverloadOptions("m", "", "", [], ["hi"], **{field: 0})
+
+
+def test_serve_waits_as_long_as_it_is_told() -> None:
+    """A TensorRT engine build takes minutes: the pods' startup probe allows 10, and so may
+    the launcher."""
+    assert parse(["serve"]).startup_timeout == 180.0
+    assert parse(["serve", "--startup-timeout", "600"]).startup_timeout == 600.0

@@ -42,6 +42,7 @@ from emoclient import protocol as wire
 from emoclient._base_client import (
     Decision,
     Tls,
+    checked_threshold,
     chunks,
     connection_errors,
     connection_options,
@@ -524,7 +525,7 @@ def test_a_threshold_is_a_probability(threshold: object) -> None:
     """1.5 or -0.1 would predict every label or none, and a str used to be read as label
     names ("abc" → a, b, c): each is the caller's mistake, said before anything is sent."""
     with pytest.raises(InvalidInputError, match="must be"):
-        Decision.for_call(MULTI_LABEL, threshold, None)  # type: ignore[arg-type]
+        checked_threshold(threshold)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

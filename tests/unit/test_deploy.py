@@ -13,12 +13,12 @@ from pathlib import Path
 import yaml
 
 from emoserve import LocalServer
-from emoserve.config import EXIT_TIMEOUT_SECS, SERVER_FLAGS
+from emoserve.config import EXIT_TIMEOUT_SECS, SERVER_FLAGS, load_flags
 from emoserve.distribution import TritonDistribution
 from emoserve.http_rules import MAX_BODY_BYTES
 from emotriton.cli import parse
 
-from ..manifests import SERVICES, with_defaults
+from ..manifests import MONITORING, SERVICES, with_defaults
 from ..support import ROOT
 
 
@@ -117,3 +117,35 @@ def test_the_python_models_run_on_the_images_python() -> None:
         capture_output=True, text=True,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+CONSOLES = {"prometheus": MONITORING, "grafana": MONITORING, "locust-master": SERVICES}
+
+
+def test_consoles_stay_local_unless_asked_and_grafana_has_no_default_login() -> None:
+    """Prometheus and the Locust UI have no login, Grafana had admin/admin and anonymous
+    viewers: each binds to loopback unless EMOTRITON_CONSOLE_BIND says otherwise, apart from
+    the serving ports' EMOTRITON_BIND, and Grafana's password is required."""
+    for name, services in CONSOLES.items():
+        for port in services[name]["ports"]:
+            assert port.startswith("${EMOTRITON_CONSOLE_BIND:-127.0.0.1}:"), (name, port)
+    grafana = MONITORING["grafana"]["environment"]
+    assert grafana["GF_SECURITY_ADMIN_PASSWORD"].startswith("${GRAFANA_ADMIN_PASSWORD:?")
+    assert grafana["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+    assert "grafana" not in SERVICES  # `docker compose up triton` needs no password
+
+
+def test_the_monitoring_file_extends_the_triton_service() -> None:
+    assert MONITORING["prometheus"]["depends_on"] == ["triton"]
+    for service in MONITORING.values():
+        for volume in service.get("volumes", []):
+            assert (ROOT / volume.split(":")[0]).exists(), volume
+
+
+def test_only_folders_with_a_config_are_loaded(tmp_path: Path) -> None:
+    for name in ("b", "a", ".staging-x", "no-config"):
+        (tmp_path / name).mkdir()
+    for name in ("a", "b", ".staging-x"):
+        (tmp_path / name / "config.pbtxt").write_text("")
+    assert load_flags(tmp_path) == ["--load-model=a", "--load-model=b"]
+    assert load_flags("s3://bucket/models") == ["--load-model=*"]  # Triton lists those itself

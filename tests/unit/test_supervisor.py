@@ -60,3 +60,81 @@ def test_the_watch_ends_in_on_stop(monkeypatch: pytest.MonkeyPatch) -> None:
     watchdog.start()
     watchdog.stop()
     assert stopped == [True] and not watchdog.is_alive()
+
+
+def test_a_round_that_cannot_read_proc_declares_nothing_dead(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Out of file descriptors, /proc reads fail: the round is skipped, not taken for a list of
+    no stubs (which used to reload every model at once)."""
+    snapshots = iter([{101: "m_encoder"}, "unreadable", {101: "m_encoder"}])
+
+    def snapshot(pid: int) -> dict[int, str]:
+        taken = next(snapshots, None)
+        if taken is None:
+            watchdog.stopping.set()
+            return {101: "m_encoder"}
+        if taken == "unreadable":
+            raise supervisor.ProcUnreadable(24, "Too many open files")
+        return taken  # type: ignore[return-value]
+
+    monkeypatch.setattr(supervisor, "POLL_SECS", 0.0)
+    monkeypatch.setattr(supervisor.shared_memory, "restrict", lambda prefix: None)
+    monkeypatch.setattr(supervisor, "backend_processes", snapshot)
+    models = Models()
+    watchdog = Supervisor(running_process(), models, lambda: None)  # type: ignore[arg-type]
+    watchdog._watch()
+    assert models.calls == []
+
+
+def test_proc_that_cannot_be_read_is_not_an_empty_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_descriptors(self: object) -> bytes:
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(supervisor.Path, "read_bytes", no_descriptors)
+    with pytest.raises(supervisor.ProcUnreadable):
+        supervisor.backend_processes(1)
+
+
+def test_a_stub_that_keeps_dying_is_reloaded_then_the_server_restarted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Reloaded MAX_RELOADS times (after growing delays, unready meanwhile), then the server is
+    killed, for the restart path to start it afresh."""
+    deaths = supervisor.MAX_RELOADS + 1
+    snapshots = iter([s for n in range(deaths) for s in ({n + 1: "m_encoder"}, {})])
+    monkeypatch.setattr(supervisor, "POLL_SECS", 0.0)
+    monkeypatch.setattr(supervisor, "MAX_DELAY_SECS", 0.0)
+    monkeypatch.setattr(supervisor.shared_memory, "restrict", lambda prefix: None)
+    monkeypatch.setattr(supervisor, "backend_processes", lambda pid: next(snapshots, {}))
+    process = running_process()
+    process.kill = lambda: watchdog.stopping.set()
+    models = Models()
+    watchdog = Supervisor(process, models, lambda: None)  # type: ignore[arg-type]
+    watchdog._watch()
+    reloads = [("unload", "m_encoder"), ("load", "m_encoder")] * supervisor.MAX_RELOADS
+    assert models.calls == reloads
+    assert watchdog.stopping.is_set()  # killed, not reloaded a fourth time
+
+
+def test_a_restart_that_fails_to_start_is_tried_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tritonserver that could not even be spawned (OSError) used to end the watchdog."""
+    monkeypatch.setattr(supervisor, "POLL_SECS", 0.0)
+    monkeypatch.setattr(supervisor, "MAX_DELAY_SECS", 0.0)
+    monkeypatch.setattr(supervisor.shared_memory, "restrict", lambda prefix: None)
+    monkeypatch.setattr(supervisor, "backend_processes", lambda pid: {})
+    tries: list[str] = []
+    state = {"code": 1}
+
+    def restart(cancel: object) -> None:
+        tries.append("restart")
+        if len(tries) == 1:
+            raise OSError(12, "Cannot allocate memory")
+        state["code"] = None
+        watchdog.stopping.set()
+
+    process = SimpleNamespace(pid=100, shm_prefix="x", returncode=lambda: state["code"],
+                              restart=restart)  # fmt: skip
+    watchdog = Supervisor(process, Models(), lambda: None)  # type: ignore[arg-type]
+    watchdog._watch()
+    assert tries == ["restart", "restart"] and watchdog.exit_code is None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -68,19 +67,18 @@ def _add_measured_server(add: Add) -> None:
 
 
 @contextlib.contextmanager
-def _measured_server(args: argparse.Namespace) -> Iterator[tuple[str, str, str | None]]:
-    """(gRPC URL, metrics URL, admin key) of --url's server, or of a local one on --repository
-    for the length of the block."""
-    from emoserve import ADMIN_KEY_VARIABLE, LocalServer
+def _measured_server(args: argparse.Namespace) -> Iterator[tuple[str, str]]:
+    """(gRPC URL, metrics URL) of --url's server, or of a local one on --repository for the
+    length of the block."""
+    from emoserve import LocalServer
 
     if args.url is not None:
         host = args.url.rsplit(":", 1)[0]
-        metrics_url = args.metrics_url or f"http://{host}:8002/metrics"
-        yield args.url, metrics_url, os.environ.get(ADMIN_KEY_VARIABLE)
+        yield args.url, args.metrics_url or f"http://{host}:8002/metrics"
         return
     with LocalServer(args.repository) as local:
         endpoints = local.endpoints
-        yield endpoints.grpc_url, args.metrics_url or endpoints.metrics_url, local.admin_key
+        yield endpoints.grpc_url, args.metrics_url or endpoints.metrics_url
 
 
 def _bench_options(parser: argparse.ArgumentParser, add: Add) -> None:
@@ -104,7 +102,7 @@ def _bench(args: argparse.Namespace) -> int:
 
     models = composing_models(args.repository, args.model)  # before a server starts
     quiet_transformers()
-    with _measured_server(args) as (url, metrics_url, admin_key):
+    with _measured_server(args) as (url, metrics_url):
         options = BenchOptions(
             model=args.model,
             url=url,
@@ -116,7 +114,6 @@ def _bench(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             source=args.source,
             head=args.head,
-            admin_key=admin_key,
             perf_analyzer=args.perf_analyzer,
             infinity_emb=args.infinity_emb,
         )
@@ -150,7 +147,7 @@ def _overload(args: argparse.Namespace) -> int:
         models=composing_models(args.repository, args.model),
         texts=read_texts(args.data, 10_000),
     )
-    with _measured_server(args) as (url, metrics_url, _):
+    with _measured_server(args) as (url, metrics_url):
         options = dataclasses.replace(options, url=url, metrics_url=metrics_url)
         report = run_overload(options, log=log)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -196,7 +193,6 @@ COMMANDS = (
         "installed (make bench-peers), Triton's perf_analyzer on the same served ensemble and "
         "infinity-emb on the same encoder (--source with --head). Writes bench.json, bench.md "
         "and bench.png into --out, with Triton's per-model average batch, queue and compute "
-        "time. With --url, perf_analyzer reads the server's statistics with the admin key in "
-        "EMOTRITON_ADMIN_KEY.",
+        "time.",
     ),
 )

@@ -31,6 +31,13 @@ def _options(parser: argparse.ArgumentParser, add: Add) -> None:
         help="Prometheus metrics port",
     )
     add("--log-verbose", type=int, default=0, help="Triton log verbosity (0 = info)")
+    add(
+        "--startup-timeout",
+        type=float,
+        default=180.0,
+        help="seconds Triton may take to load every model and become ready (a TensorRT engine "
+        "build takes minutes)",
+    )
     add("--grpc-tls-cert", type=Path, help="PEM server certificate: serve gRPC over TLS")
     add("--grpc-tls-key", type=Path, help="PEM key of --grpc-tls-cert")
     add("--grpc-tls-client-ca", type=Path, help="PEM CA that client certificates must chain to")
@@ -43,8 +50,8 @@ def _options(parser: argparse.ArgumentParser, add: Add) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    """The admin key comes from EMOTRITON_ADMIN_KEY only (never the command line); unset, a
-    random key that nobody else knows locks the admin APIs."""
+    """The admin key comes from EMOTRITON_ADMIN_KEY only, never an option of this command;
+    unset, a random key that nobody else knows locks the admin APIs."""
     from emoclient import Client
     from emoserve import ADMIN_HEADER, ADMIN_KEY_VARIABLE, GrpcTls, LocalServer
 
@@ -62,6 +69,7 @@ def _run(args: argparse.Namespace) -> int:
         grpc_port=args.grpc_port,
         metrics_port=args.metrics_port,
         log_verbose=args.log_verbose,
+        startup_timeout=args.startup_timeout,
         stream_logs=True,
         grpc_tls=tls,
         triton_home=args.triton_home,
@@ -98,6 +106,9 @@ COMMANDS = (
         _run,
         help="run the local Triton server on a model repository",
         description="Run Triton 2.51 (from the nvidia-pytriton wheel) on a model repository "
-        "until Ctrl-C or SIGTERM.",
+        "until Ctrl-C or SIGTERM. The admin APIs (loading models, logging, trace, shared "
+        "memory) need the key in EMOTRITON_ADMIN_KEY (24 characters or more; random when "
+        "unset). Triton takes that key only on its command line, so on this host `ps` shows it "
+        "in tritonserver's: where other users share the host, mount /proc with hidepid=2.",
     ),
 )
