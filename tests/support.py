@@ -1,6 +1,6 @@
-"""What both test layers use: the project's paths, the installed command, its one-line errors,
-the README's code blocks, the running processes, and Triton's side of the Python models. Nothing
-here imports torch, transformers or a server."""
+"""What both test layers use: the project's paths and datasets, the installed command, its
+one-line errors, the README's code blocks, the running processes, and Triton's side of the
+Python models. Nothing here imports torch, transformers or a server."""
 
 from __future__ import annotations
 
@@ -11,12 +11,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pytest
 from google.protobuf import json_format, text_format
 from google.protobuf.message import Message
 from tritonclient.grpc import model_config_pb2 as mc
 
 ROOT = Path(__file__).resolve().parents[1]  # the repository
 EMOTRITON = [sys.executable, "-m", "emotriton"]  # the CLI, as installed
+# The shared datasets (go_emotions, emotion), beside the repository unless told otherwise.
+DATA = Path(os.environ.get("EMOTRITON_SHARED_DATA", ROOT.parent / "shared" / "data"))
+needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"no datasets at {DATA}")
 
 
 # --- the command line's errors ----------------------------------------------------------------

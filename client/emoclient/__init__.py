@@ -7,7 +7,7 @@ with Client("localhost:8001") as client:
         print(result.labels, result.top(3))
 """
 
-from ._base_client import DEFAULT_URLS, RetryPolicy
+from ._base_client import DEFAULT_URLS, Priority, RetryPolicy
 from .async_client import AsyncClient
 from .client import Client
 from .errors import (
@@ -40,6 +40,7 @@ __all__ = [
     "ModelNotFoundError",
     "OverloadedError",
     "PermissionDeniedError",
+    "Priority",
     "RetryPolicy",
     "RetryableError",
     "ServerError",

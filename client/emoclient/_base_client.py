@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import importlib
 import ssl as ssl_module
+import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from types import MappingProxyType
 from typing import Any, ClassVar, Literal, TypedDict
@@ -31,6 +32,7 @@ from .errors import (
     ModelNotFoundError,
     OverloadedError,
     PermissionDeniedError,
+    RetryableError,
     ServerError,
     ServerUnavailableError,
     WrongProtocolError,
@@ -38,6 +40,11 @@ from .errors import (
 from .results import Classification, Health, ModelInfo
 
 Protocol = Literal["grpc", "http"]
+# Who waits for a call: a person (served first), or a job of many texts (served behind them,
+# pacing itself to what the server accepts). A call of more than one request is bulk unless
+# told otherwise.
+Priority = Literal["interactive", "bulk"]
+_PRIORITY_LEVELS = {"interactive": wire.PRIORITY_INTERACTIVE, "bulk": wire.PRIORITY_BULK}
 Texts = str | Sequence[str]
 Threshold = float | Mapping[str, float] | None
 # A tritonclient call, not yet made: `Client` calls it, `AsyncClient` awaits what it returns.
@@ -263,11 +270,13 @@ class Decision:
         self,
         info: ModelInfo,
         scores: npt.NDArray[np.float32],
-        predicted: npt.NDArray[np.bool_],
+        predicted: npt.NDArray[np.bool_] | None,
         offset: int,
     ) -> list[Classification]:
         if self.thresholds is not None:
             predicted = scores >= self.thresholds
+        elif predicted is None:
+            predicted = served_decision(info, scores)
         results = []
         for row, (row_scores, row_predicted) in enumerate(zip(scores.tolist(), predicted.tolist())):
             by_label = dict(zip(info.labels, row_scores))
@@ -290,6 +299,7 @@ class Call:
     decision: Decision
     parts: list[slice]
     requests: list[Request]
+    progress: Progress | None  # a bulk call's: its shed requests are sent again
 
     def results(self, responses: Sequence[Any]) -> list[Classification]:
         """The results of the call, from the responses to `requests`, in the same order."""
@@ -416,8 +426,60 @@ def config_of(response: Any, protocol: Protocol) -> Mapping[str, Any]:
     return config
 
 
-def outputs_of(response: Any) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_]]:
+def outputs_of(response: Any) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_] | None]:
+    """SCORES, and PREDICTED where the response holds it: one from Triton's response cache holds
+    what the request that filled the entry asked for (Triton's key is the inputs alone)."""
     return response.as_numpy(wire.SCORES_OUTPUT), response.as_numpy(wire.PREDICTED_OUTPUT)
+
+
+def served_decision(info: ModelInfo, scores: npt.NDArray[np.float32]) -> npt.NDArray[np.bool_]:
+    """The served decision on `scores`, as the postprocess model makes it (float32 scores at
+    least their float32 thresholds, or the argmax)."""
+    if info.decision == "argmax" or info.thresholds is None:
+        predicted = np.zeros(scores.shape, dtype=bool)
+        predicted[np.arange(len(scores)), scores.argmax(axis=-1)] = True
+        return predicted
+    thresholds = np.asarray([info.thresholds[label] for label in info.labels], dtype=np.float32)
+    return scores >= thresholds
+
+
+@dataclass
+class Progress:
+    """A bulk call's account. The server sheds what it cannot take at once; a request of a
+    bulk call that it shed is sent again, after a backoff, for as long as the call makes
+    progress: until no request of it was answered for `patience` seconds (the client's
+    timeout; None: for as long as it takes)."""
+
+    patience: float | None
+    last: float = field(default_factory=time.monotonic)
+
+    def answered(self) -> None:
+        self.last = time.monotonic()
+
+    def stalled(self) -> bool:
+        return self.patience is not None and time.monotonic() - self.last > self.patience
+
+
+@dataclass
+class Attempts:
+    """When to send a request again after a failure that a later attempt may not meet: as the
+    retry policy says, and, for a request of a bulk call that the server shed, for as long as
+    the call progresses."""
+
+    retry: RetryPolicy
+    progress: Progress | None
+    failures: int = 0
+    sheds: int = 0
+
+    def delay(self, failure: RetryableError) -> float | None:
+        """Seconds to wait before the next attempt; None: give up, raise `failure`."""
+        progress = self.progress
+        if isinstance(failure, OverloadedError) and progress and not progress.stalled():
+            self.sheds += 1
+            return min(self.retry.backoff * 2.0 ** min(self.sheds - 1, 16), self.retry.max_backoff)
+        self.failures += 1
+        delays = self.retry.delays()
+        return delays[self.failures - 1] if self.failures <= len(delays) else None
 
 
 def require_at_least_one(option: str, value: float | None) -> None:
@@ -500,14 +562,28 @@ class BaseClient:
         payload: npt.NDArray[np.object_],
         threshold: Threshold,
         top_k: int | None,
+        priority: Priority | None = None,
     ) -> Call:
+        """The call's requests. A call that fits in one request (at most the batch size) is
+        interactive and a call of more is bulk, unless `priority` says otherwise; a bulk call is
+        sent in requests of the model's bulk batch size (or `batch_size`)."""
         decision = Decision.for_call(info, threshold, top_k)
         size = min(self.batch_size or info.max_batch_size, info.max_batch_size)
+        if priority is None:
+            priority = "bulk" if len(payload) > size else "interactive"
+        if priority not in _PRIORITY_LEVELS:
+            raise InvalidInputError(f"priority is 'interactive' or 'bulk', not {priority!r}")
+        if priority == "bulk":
+            size = min(self.batch_size or info.bulk_batch_size, info.max_batch_size)
         parts = chunks(len(payload), size)
-        requests = [self._infer_request(info.name, payload[part]) for part in parts]
-        return Call(info, decision, parts, requests)
+        level = _PRIORITY_LEVELS[priority]
+        requests = [self._infer_request(info.name, payload[part], level) for part in parts]
+        progress = Progress(self.timeout) if priority == "bulk" else None
+        return Call(info, decision, parts, requests, progress)
 
-    def _infer_request(self, model: str, payload: npt.NDArray[np.object_]) -> Request:
+    def _infer_request(
+        self, model: str, payload: npt.NDArray[np.object_], priority: int
+    ) -> Request:
         text = self._triton.InferInput(wire.TEXT_INPUT, list(payload.shape), "BYTES")
         text.set_data_from_numpy(payload)
         outputs = [
@@ -524,7 +600,13 @@ class BaseClient:
             if self.protocol == "grpc":
                 deadline["client_timeout"] = self.timeout
         return partial(
-            self._client.infer, model, [text], outputs=outputs, headers=self.headers, **deadline
+            self._client.infer,
+            model,
+            [text],
+            outputs=outputs,
+            headers=self.headers,
+            priority=priority,
+            **deadline,
         )
 
     def _config_request(self, model: str) -> Request:

@@ -6,7 +6,10 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from ._base_client import (
+    Attempts,
     BaseClient,
+    Priority,
+    Progress,
     Request,
     Texts,
     Threshold,
@@ -33,6 +36,8 @@ class AsyncClient(BaseClient):
 
     A call of many texts is split into requests of at most `batch_size` texts, of which at most
     `max_concurrency` are in flight at once; results come back in the order of the texts.
+    Such a call is bulk, as with `Client`: served behind interactive requests, and paced to
+    what the server accepts.
 
     >>> async with AsyncClient("localhost:8001") as client:
     ...     results = await client.classify(texts, model="go_emotions")
@@ -48,19 +53,25 @@ class AsyncClient(BaseClient):
         self.max_concurrency = max_concurrency
 
     async def classify(
-        self, texts: Texts, *, model: str, top_k: int | None = None, threshold: Threshold = None
+        self,
+        texts: Texts,
+        *,
+        model: str,
+        top_k: int | None = None,
+        threshold: Threshold = None,
+        priority: Priority | None = None,
     ) -> list[Classification]:
         """One result per text, in order; see `Client.classify`."""
         payload = self._payload(texts)
         threshold = checked_threshold(threshold)
         if not len(payload):
             return []
-        call = self._plan(await self.model(model), payload, threshold, top_k)
+        call = self._plan(await self.model(model), payload, threshold, top_k, priority)
         bound = asyncio.Semaphore(self.max_concurrency)
 
         async def send(request: Request) -> Any:
             async with bound:
-                return await self._send(request, model)
+                return await self._send(request, model, call.progress)
 
         return call.results(await asyncio.gather(*map(send, call.requests)))
 
@@ -96,14 +107,23 @@ class AsyncClient(BaseClient):
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
-    async def _send(self, request: Request, model: str | None = None) -> Any:
-        """`request`, retried with backoff while the server is unavailable or overloaded."""
-        for delay in self.retry.delays():
+    async def _send(
+        self, request: Request, model: str | None = None, progress: Progress | None = None
+    ) -> Any:
+        """See `Client._send`."""
+        attempts = Attempts(self.retry, progress)
+        while True:
             try:
-                return await self._attempt(request, model)
-            except RetryableError:
+                answer = await self._attempt(request, model)
+            except RetryableError as failure:
+                delay = attempts.delay(failure)
+                if delay is None:
+                    raise
                 await asyncio.sleep(delay)
-        return await self._attempt(request, model)
+            else:
+                if progress is not None:
+                    progress.answered()
+                return answer
 
     async def _attempt(self, request: Request, model: str | None = None) -> Any:
         """`request` once, within the timeout, with tritonclient's errors turned into the SDK's."""

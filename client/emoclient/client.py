@@ -5,7 +5,16 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ._base_client import BaseClient, Request, Texts, Threshold, checked_threshold
+from ._base_client import (
+    Attempts,
+    BaseClient,
+    Priority,
+    Progress,
+    Request,
+    Texts,
+    Threshold,
+    checked_threshold,
+)
 from .errors import (
     ModelNotFoundError,
     PermissionDeniedError,
@@ -26,6 +35,8 @@ class Client(BaseClient):
     Label names, activation and thresholds come from the server (the ensemble's config), read
     once per model. A call of more texts than the model's max batch size (or `batch_size`) is
     sent as several requests, one after the other; results come back in the order of the texts.
+    Such a call is bulk: the server serves it behind interactive requests, and a request of it
+    that the server sheds is sent again, after a backoff, while the call makes progress.
 
     Args:
         url: HOST:PORT of Triton's gRPC (default localhost:8001) or HTTP (localhost:8000) port.
@@ -47,20 +58,29 @@ class Client(BaseClient):
     _asynchronous = False
 
     def classify(
-        self, texts: Texts, *, model: str, top_k: int | None = None, threshold: Threshold = None
+        self,
+        texts: Texts,
+        *,
+        model: str,
+        top_k: int | None = None,
+        threshold: Threshold = None,
+        priority: Priority | None = None,
     ) -> list[Classification]:
         """One result per text, in order; a single string counts as a list of one.
 
         `threshold` (one number, or label → number) replaces the served thresholds for this
         call: a label is predicted when its score is at least its threshold. `top_k` keeps at
-        most the k best of the predicted labels.
+        most the k best of the predicted labels. `priority` is "interactive" (served first) or
+        "bulk"; by default a call of one request is interactive and a call of more is bulk.
         """
         payload = self._payload(texts)
         threshold = checked_threshold(threshold)
         if not len(payload):
             return []
-        call = self._plan(self.model(model), payload, threshold, top_k)
-        return call.results([self._send(request, model) for request in call.requests])
+        call = self._plan(self.model(model), payload, threshold, top_k, priority)
+        return call.results(
+            [self._send(request, model, call.progress) for request in call.requests]
+        )
 
     def model(self, name: str) -> ModelInfo:
         """What the server publishes about model `name` (read once, then cached)."""
@@ -94,14 +114,24 @@ class Client(BaseClient):
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _send(self, request: Request, model: str | None = None) -> Any:
-        """`request`, retried with backoff while the server is unavailable or overloaded."""
-        for delay in self.retry.delays():
+    def _send(
+        self, request: Request, model: str | None = None, progress: Progress | None = None
+    ) -> Any:
+        """`request`, sent again after a backoff while the server is unavailable or sheds it
+        (see `Attempts`)."""
+        attempts = Attempts(self.retry, progress)
+        while True:
             try:
-                return self._attempt(request, model)
-            except RetryableError:
+                answer = self._attempt(request, model)
+            except RetryableError as failure:
+                delay = attempts.delay(failure)
+                if delay is None:
+                    raise
                 time.sleep(delay)
-        return self._attempt(request, model)
+            else:
+                if progress is not None:
+                    progress.answered()
+                return answer
 
     def _attempt(self, request: Request, model: str | None = None) -> Any:
         """`request` once, with tritonclient's errors turned into the SDK's."""

@@ -17,10 +17,18 @@ PARAM_DECISION = "decision"
 PARAM_THRESHOLDS = "thresholds"
 PARAM_THRESHOLD_PROFILE = "threshold_profile"
 PARAM_MAX_LENGTH = "max_length"
+# Texts per request of a bulk call: what the encoder batches at most when requests queue, so
+# that no request waits behind a long batch (absent in older exports: the max batch size).
+PARAM_BULK_BATCH_SIZE = "bulk_batch_size"
 # Set when the exported model ran its own code: a hub commit, or sha256 of a directory's .py files.
 PARAM_OWN_CODE = "own_code"
 
 CONTRACT_VERSION = "1"
+
+# Request priorities, as the encoder's dynamic batcher orders them (1 is served first): what a
+# person waits for, and what a job of many texts does. The request parameter is Triton's own.
+PRIORITY_INTERACTIVE = 1
+PRIORITY_BULK = 2
 
 # The longest text, in UTF-8 bytes, that the SDK sends and the tokenizer model accepts: far
 # beyond any model's max_length tokens, and short enough that tokenising it never holds up the

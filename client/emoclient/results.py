@@ -23,6 +23,7 @@ class ModelInfo:
     threshold_profile: str | None
     max_length: int | None
     max_batch_size: int
+    bulk_batch_size: int  # texts per request of a bulk call
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> ModelInfo:
@@ -36,6 +37,8 @@ class ModelInfo:
         labels = tuple(json.loads(parameters[protocol.PARAM_LABELS]))
         thresholds = parameters.get(protocol.PARAM_THRESHOLDS)
         max_length = parameters.get(protocol.PARAM_MAX_LENGTH)
+        max_batch_size = int(config.get("max_batch_size", 0)) or 1
+        bulk = int(parameters.get(protocol.PARAM_BULK_BATCH_SIZE, max_batch_size))
         return cls(
             name=name,
             labels=labels,
@@ -44,7 +47,8 @@ class ModelInfo:
             thresholds=None if thresholds is None else dict(zip(labels, json.loads(thresholds))),
             threshold_profile=parameters.get(protocol.PARAM_THRESHOLD_PROFILE),
             max_length=None if max_length is None else int(max_length),
-            max_batch_size=int(config.get("max_batch_size", 0)) or 1,
+            max_batch_size=max_batch_size,
+            bulk_batch_size=min(max(bulk, 1), max_batch_size),
         )
 
 

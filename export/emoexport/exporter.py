@@ -70,7 +70,7 @@ class ExportResult:
 
 @dataclass(frozen=True)
 class ModelFolder:
-    """One Triton model to write: its config, and files placed in version folder 1."""
+    """One Triton model to write: its config, and files placed in its version folder."""
 
     name: str
     config: mc.ModelConfig
@@ -93,18 +93,29 @@ def earlier_export(repository: Path, name: str, overwrite: bool) -> list[str]:
     return previous
 
 
+def next_version(repository: Path, name: str) -> int:
+    """The version an export of `name` installs: 1, or one past the version it replaces.
+    Triton's response cache keys an answer by model name, version and inputs, and keeps it
+    across a reload: a re-export (new thresholds, say) loaded at the same version would be
+    answered from the entries of the one it replaced."""
+    folder = repository / name
+    earlier = [int(v.name) for v in folder.iterdir() if v.name.isdigit()] if folder.is_dir() else []
+    return max(earlier, default=0) + 1
+
+
 @contextmanager
-def staged(folders: list[ModelFolder], repository: Path) -> Iterator[Path]:
-    """The folders written into a staging folder inside `repository`, removed on leaving."""
+def staged(folders: list[ModelFolder], repository: Path, version: int) -> Iterator[Path]:
+    """The folders written into a staging folder inside `repository`, each file in version
+    folder `version`; removed on leaving."""
     repository.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=repository))
     try:
         for folder in folders:
-            version = staging / folder.name / "1"
-            version.mkdir(parents=True)
+            files = staging / folder.name / str(version)
+            files.mkdir(parents=True)
             configs.write(folder.config, staging / folder.name)
             for filename, source in folder.files.items():
-                shutil.copyfile(source, version / filename)
+                shutil.copyfile(source, files / filename)
         yield staging
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -188,6 +199,7 @@ class _Ensemble:
             ragged_inputs=True,
             tensorrt=tensorrt,
             sheds=True,
+            warmup_length=max_length,
         )
         self._add(config, {"model.onnx": onnx_path}, _same(input_names), _same([output.name]))
 
@@ -236,7 +248,11 @@ class _Ensemble:
         outputs = _same([protocol.SCORES_OUTPUT, protocol.PREDICTED_OUTPUT])
         files = {"model.py": Path(postprocess_source.__file__)}
         self._add(config, files, _same([scores.name]), outputs)
-        published = {**scheme.parameters(), protocol.PARAM_MAX_LENGTH: str(max_length)}
+        published = {
+            **scheme.parameters(),
+            protocol.PARAM_MAX_LENGTH: str(max_length),
+            protocol.PARAM_BULK_BATCH_SIZE: str(self.options.batching.preferred_batch_size),
+        }
         if own_code is not None:  # which model code ran: the export can be traced to it
             published[protocol.PARAM_OWN_CODE] = own_code
         ensemble = configs.ensemble_config(
@@ -282,6 +298,9 @@ def _check_options(options: ExportOptions) -> None:
         "TensorRT's engines are built on the server: measure them there (emotriton eval)": (
             options.quality_check is not None and options.accelerator == "tensorrt"
         ),
+        "the preferred batch size is between 1 and the max batch size": not (
+            1 <= options.batching.preferred_batch_size <= options.batching.max_batch_size
+        ),
     }
     for refusal, applies in refusals.items():
         if applies:
@@ -291,10 +310,10 @@ def _check_options(options: ExportOptions) -> None:
 class _StagedEncoder:
     """The staged ensemble with one encoder graph or another in place: what the gates run."""
 
-    def __init__(self, staging: Path, name: str) -> None:
+    def __init__(self, staging: Path, name: str, version: int) -> None:
         self.staging = staging
         self.name = name
-        self.graph = staging / f"{name}_encoder" / "1" / "model.onnx"
+        self.graph = staging / f"{name}_encoder" / str(version) / "model.onnx"
 
     def put(self, graph: Path) -> None:
         """Make `graph` the encoder's (what is in place when the gates end is installed)."""
@@ -375,10 +394,11 @@ def _gated_install(
 ) -> ExportResult:
     """Stage the folders, put in place the encoder graph the gates choose (the exported one is
     `scratch`/model.onnx), and install them."""
-    with staged(folders, options.repository) as staging:
+    version = next_version(options.repository, options.name)
+    with staged(folders, options.repository, version) as staging:
         parity, fusions, quality = _serve_graph(
             scratch / "model.onnx",
-            _StagedEncoder(staging, options.name),
+            _StagedEncoder(staging, options.name, version),
             parity_of,
             scheme.labels,
             options,

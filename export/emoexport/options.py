@@ -46,6 +46,12 @@ class Batching:
     max_queue_delay_us: int = option(
         0, "the encoder's batching window in µs (the other models take none)", type=int
     )
+    preferred_batch_size: int = option(
+        4,
+        "texts the encoder batches at most from queued requests, and per request of a bulk "
+        "call: a short batch is what a request that arrives behind it waits for",
+        type=int,
+    )
     encoder_threads: int = 0  # onnxruntime intra-op threads; 0: one per core
     max_queue_size: int = option(
         64,
@@ -55,6 +61,16 @@ class Batching:
     queue_timeout_us: int = option(
         1_000_000,
         "longest wait in the encoder's queue before a request is shed (0: no limit)",
+        type=int,
+    )
+    # Bulk requests (a call of many texts, or priority="bulk") wait in a queue of their own,
+    # behind the interactive one: longer and deeper, as their callers pace themselves.
+    bulk_queue_size: int = option(
+        512, "bulk requests the encoder holds waiting, behind the interactive ones", type=int
+    )
+    bulk_queue_timeout_us: int = option(
+        30_000_000,
+        "longest wait of a bulk request in the encoder's queue before it is shed",
         type=int,
     )
 

@@ -2,14 +2,20 @@
 
 - `GrpcUser` calls through emoclient over gRPC (made gevent-friendly, as Locust runs on gevent).
 - `HttpUser` speaks Triton's HTTP/REST (KServe v2) protocol directly.
+- `BulkGrpcUser`, beside either, is a bulk job: --bulk-users of it (Locust's fixed count), each
+  sending calls of --bulk-texts texts through emoclient, which the server serves behind the
+  other users' requests and which pace themselves to what it accepts.
 
-Each user sends a single short text (weight 3) or a batch of --batch-size texts (weight 1), drawn
-from --corpus. Every request is reported twice: once as itself (`single`, `batch`), and once per
-text it carried, as type TEXTS, so Locust's report shows texts per second beside requests per
-second. (Locust's Aggregated row mixes both; read the named rows.) With --report-dir, the run's
-summary and CSV files are written there when the test stops (see emoload.summary).
+Each of the others sends a single short text (weight 3) or a batch of --batch-size texts
+(weight 1), drawn from --corpus. Every request is reported twice: once as itself (`single`,
+`batch`, `bulk`), and once per text it carried, as type TEXTS, so Locust's report shows texts
+per second beside requests per second. (Locust's Aggregated row mixes both; read the named
+rows.) With --report-dir, the run's summary and CSV files are written there when the test stops
+(see emoload.summary); its latency percentiles are of the other users' requests, not of the bulk
+calls.
 
     locust -f loadtest/emoload/locustfile.py GrpcUser --host localhost:8001 --model go_emotions
+    locust -f loadtest/emoload/locustfile.py GrpcUser BulkGrpcUser --users 9 --bulk-users 1 ...
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ from emoload.summary import (  # noqa: E402
 gevent.get_hub().loop.update_now()
 
 TEXTS_TYPE = "TEXTS"
+BULK = "bulk"  # the name of BulkGrpcUser's requests
 _latencies: list[float] = []  # milliseconds of every request (not texts) of the current test
 
 
@@ -60,14 +67,26 @@ def _options(parser) -> None:
     parser.add_argument("--batch-size", type=int, default=16, help="texts in a batch request")
     parser.add_argument("--corpus", default=str(DEFAULT_CORPUS), help="texts, one per line")
     parser.add_argument("--report-dir", default="", help="write the summary and CSVs here")
+    parser.add_argument("--bulk-users", type=int, default=1, help="BulkGrpcUsers among --users")
+    parser.add_argument("--bulk-texts", type=int, default=1000, help="texts in a bulk call")
+
+
+@events.init.add_listener
+def _bulk_users(environment, **kwargs) -> None:
+    if environment.parsed_options is not None:
+        BulkGrpcUser.fixed_count = environment.parsed_options.bulk_users
 
 
 corpus = cache(read_corpus)
 
 
-def record(environment, texts: int, elapsed: float, error: Exception | None) -> None:
-    """Keep the request's latency, and report one TEXTS event per text it carried."""
-    _latencies.append(elapsed)
+def record(
+    environment, texts: int, elapsed: float, error: Exception | None, bulk: bool = False
+) -> None:
+    """Keep the request's latency (not a bulk call's), and report one TEXTS event per text it
+    carried."""
+    if not bulk:
+        _latencies.append(elapsed)
     for _ in range(texts):
         environment.events.request.fire(
             request_type=TEXTS_TYPE,
@@ -79,6 +98,10 @@ def record(environment, texts: int, elapsed: float, error: Exception | None) -> 
         )
 
 
+def sampled(environment, count: int) -> list[str]:
+    return random.choices(corpus(environment.parsed_options.corpus), k=count)
+
+
 class _EmotionTasks(User):
     """The two weighted tasks, over whatever `_classify` sends."""
 
@@ -88,20 +111,22 @@ class _EmotionTasks(User):
     def _classify(self, texts: list[str], name: str) -> None:
         raise NotImplementedError  # each protocol's user sends its own way
 
-    def texts(self, count: int) -> list[str]:
-        return random.choices(corpus(self.environment.parsed_options.corpus), k=count)
-
     @task(3)
     def single(self) -> None:
-        self._classify(self.texts(1), "single")
+        self._classify(sampled(self.environment, 1), "single")
 
     @task(1)
     def batch(self) -> None:
-        self._classify(self.texts(self.environment.parsed_options.batch_size), "batch")
+        self._classify(
+            sampled(self.environment, self.environment.parsed_options.batch_size), "batch"
+        )
 
 
-class GrpcUser(_EmotionTasks):
-    """emoclient over gRPC."""
+class _GrpcSender(User):
+    """emoclient over gRPC, for the users below."""
+
+    abstract = True
+    wait_time = constant(0)
 
     def on_start(self) -> None:
         self.client = Client(self.host, timeout=60, retry=RetryPolicy(attempts=1))
@@ -129,7 +154,21 @@ class GrpcUser(_EmotionTasks):
             exception=error,
             context={},
         )
-        record(self.environment, len(texts), elapsed, error)
+        record(self.environment, len(texts), elapsed, error, bulk=name == BULK)
+
+
+class GrpcUser(_GrpcSender, _EmotionTasks):
+    """emoclient over gRPC."""
+
+
+class BulkGrpcUser(_GrpcSender):
+    """A bulk job: one call of --bulk-texts texts after another."""
+
+    fixed_count = 1
+
+    @task
+    def bulk(self) -> None:
+        self._classify(sampled(self.environment, self.environment.parsed_options.bulk_texts), BULK)
 
 
 class HttpUser(_EmotionTasks, FastHttpUser):

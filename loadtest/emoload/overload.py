@@ -23,7 +23,7 @@ import numpy as np
 from emoclient import AsyncClient, InferenceTimeoutError, OverloadedError, RetryPolicy
 from emoexport.options import option
 
-from .errors import require_positive
+from .errors import LoadTestError, require_positive
 from .served import ModelStats, model_stats, settled_metrics
 
 SERVED, SHED, TIMED_OUT = "served", "shed", "timed out"
@@ -46,6 +46,9 @@ class OverloadOptions:
     )
     capacity_clients: int = option(32, "closed-loop clients that measure the capacity", type=int)
     capacity_seconds: float = option(10.0, "seconds the capacity is measured for", type=float)
+    bulk_texts: int = option(
+        0, "texts of a bulk call sent beside the open loop, served behind it (0: none)", type=int
+    )
 
     def __post_init__(self) -> None:
         require_positive(
@@ -58,6 +61,8 @@ class OverloadOptions:
                 "capacity seconds": self.capacity_seconds,
             }
         )
+        if self.bulk_texts < 0:
+            raise LoadTestError(f"bulk texts must not be negative, not {self.bulk_texts}")
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,8 @@ class OverloadReport:
     # Per composing model, from Triton's metrics: texts computed (those refused excluded), and
     # the average queue and compute time per request.
     triton: list[ModelStats] = field(default_factory=list)
+    bulk: Outcome | None = None  # the bulk call beside the open loop, when one was sent
+    bulk_texts: int = 0
 
     @classmethod
     def of(
@@ -96,6 +103,7 @@ class OverloadReport:
         options: OverloadOptions,
         rate: float,
         triton: list[ModelStats],
+        bulk: Outcome | None,
     ) -> OverloadReport:
         served = [o.seconds for o in outcomes if o.kind == SERVED]
         shed = [o.seconds for o in outcomes if o.kind == SHED]
@@ -111,8 +119,11 @@ class OverloadReport:
             served_max_ms=_p(served, 100),
             shed_p50_ms=_p(shed, 50),
             shed_p99_ms=_p(shed, 99),
-            texts_answered=len(served),
+            texts_answered=len(served)
+            + (options.bulk_texts if bulk and bulk.kind == SERVED else 0),
             triton=triton,
+            bulk=bulk,
+            bulk_texts=options.bulk_texts,
         )
 
     def computed_for_nobody(self) -> dict[str, int]:
@@ -132,6 +143,13 @@ class OverloadReport:
             ("served p50 / p99 / max", f"{served} (deadline {self.timeout_s * 1000:.0f} ms)"),
             ("shed: p50 / p99 time to the refusal", f"{self.shed_p50_ms} / {self.shed_p99_ms} ms"),
         ]
+        if self.bulk is not None:
+            rows.append(
+                (
+                    f"bulk call of {self.bulk_texts} texts beside",
+                    f"{self.bulk.kind} after {self.bulk.seconds:.1f} s",
+                )
+            )
         summary = ["| | |", "| --- | ---: |", *(f"| {a} | {b} |" for a, b in rows)]
         nobody = self.computed_for_nobody()
         models = [
@@ -146,10 +164,10 @@ class OverloadReport:
         return "\n".join([*summary, "", *models])
 
 
-async def _one(client: AsyncClient, model: str, text: str) -> Outcome:
+async def _one(client: AsyncClient, model: str, texts: str | list[str]) -> Outcome:
     started = time.monotonic()
     try:
-        await client.classify([text], model=model)
+        await client.classify(texts, model=model)
         kind = SERVED
     except OverloadedError:
         kind = SHED
@@ -192,6 +210,16 @@ async def _open_loop(options: OverloadOptions, rate: float) -> list[Outcome]:
         return list(await asyncio.gather(*tasks))
 
 
+async def _beside_bulk(options: OverloadOptions, rate: float) -> tuple[list[Outcome], Outcome]:
+    """The open loop, and a bulk call of `bulk_texts` beside it (the SDK's defaults: it is
+    served behind the open loop's requests, and sends again what the server sheds)."""
+    texts = [options.texts[i % len(options.texts)] for i in range(options.bulk_texts)]
+    async with AsyncClient(options.url) as client:
+        bulk = asyncio.create_task(_one(client, options.model, texts))
+        outcomes = await _open_loop(options, rate)
+        return outcomes, await bulk
+
+
 def run_overload(options: OverloadOptions, log: Callable[[str], None] = print) -> OverloadReport:
     capacity = None
     rate = options.rate
@@ -204,6 +232,10 @@ def run_overload(options: OverloadOptions, log: Callable[[str], None] = print) -
         rate = options.multiple * capacity
     log(f"open loop: {rate:.0f} requests/s for {options.duration:.0f} s")
     before = settled_metrics(options.metrics_url)
-    outcomes = asyncio.run(_open_loop(options, rate))
+    bulk = None
+    if options.bulk_texts:
+        outcomes, bulk = asyncio.run(_beside_bulk(options, rate))
+    else:
+        outcomes = asyncio.run(_open_loop(options, rate))
     triton = model_stats(before, settled_metrics(options.metrics_url), options.models)
-    return OverloadReport.of(outcomes, capacity, options, rate, triton)
+    return OverloadReport.of(outcomes, capacity, options, rate, triton, bulk)

@@ -29,6 +29,7 @@ from .summary import HTML_REPORT, LOG_FILE, LoadSummary
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 USER_CLASSES = {"grpc": "GrpcUser", "http": "HttpUser"}
+BULK_USER_CLASS = "BulkGrpcUser"
 DEPENDENCIES = ("locust", "matplotlib")  # the `loadtest` extra
 PLOT_FILE = "loadtest.png"
 STOP_TIMEOUT_S = 10  # at the end, users finish the request they are in
@@ -54,6 +55,12 @@ class LoadTest:
     spawn_rate: float = option(4.0, "users started per second", type=float)
     seconds: int = 30  # --duration
     batch_size: int = option(16, "texts in a batch request", type=int)
+    bulk_users: int = option(
+        0,
+        "bulk jobs beside the users (gRPC), each one call of --bulk-texts after another",
+        type=int,
+    )
+    bulk_texts: int = option(1000, "texts in each bulk call", type=int)
     corpus: Path = option(DEFAULT_CORPUS, "texts, one per line", type=Path)
     out: Path = option(Path("build/loadtest"), "folder for the reports", type=Path)
 
@@ -66,8 +73,11 @@ class LoadTest:
                 "spawn rate": self.spawn_rate,
                 "duration": self.seconds,
                 "batch size": self.batch_size,
+                "bulk texts": self.bulk_texts,
             }
         )
+        if self.bulk_users < 0:
+            raise LoadTestError(f"bulk users must not be negative, not {self.bulk_users}")
 
     @property
     def plot_path(self) -> Path:
@@ -105,14 +115,17 @@ class LoadTest:
         folder = self.folder(users)
         folder.mkdir(parents=True, exist_ok=True)
         host = url if self.protocol == "grpc" else f"http://{url}"
+        bulk = [BULK_USER_CLASS] if self.bulk_users else []
         command = [
             sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), USER_CLASSES[self.protocol],
-            "--headless", "--users", str(users), "--spawn-rate", str(self.spawn_rate),
+            *bulk, "--headless", "--users", str(users + self.bulk_users),
+            "--spawn-rate", str(self.spawn_rate),
             "--run-time", f"{self.seconds}s", "--stop-timeout", str(STOP_TIMEOUT_S),
             "--host", host, "--only-summary", "--exit-code-on-error", "0",
             "--html", str(folder / HTML_REPORT), "--report-dir", str(folder),
             "--model", self.model, "--batch-size", str(self.batch_size),
-            "--corpus", str(self.corpus),
+            "--corpus", str(self.corpus), "--bulk-users", str(self.bulk_users),
+            "--bulk-texts", str(self.bulk_texts),
         ]  # fmt: skip
         log = folder / LOG_FILE
         limit = self.seconds + STOP_TIMEOUT_S + START_AND_REPORT_S

@@ -30,7 +30,9 @@ class ModelStats:
         return self.texts / self.executions if self.executions else 0.0
 
 
-_SAMPLE = re.compile(r'^(nv_inference_[a-z_]+)\{model="([^"]+)",version="[^"]*"\} ([0-9.e+]+)$')
+_SAMPLE = re.compile(
+    r'^(nv_(?:inference|cache)_[a-z_]+)\{model="([^"]+)",version="[^"]*"\} ([0-9.e+]+)$'
+)
 _COUNTERS = {
     "requests": "nv_inference_request_success",
     "texts": "nv_inference_count",
@@ -38,6 +40,11 @@ _COUNTERS = {
     "queue_us": "nv_inference_queue_duration_us",
     "compute_us": "nv_inference_compute_infer_duration_us",
 }
+
+
+# The response cache's per-model counters: present only where the server has a cache and the
+# model enables it.
+_CACHE_HITS, _CACHE_MISSES = "nv_cache_num_hits_per_model", "nv_cache_num_misses_per_model"
 
 
 def read_metrics(url: str) -> dict[tuple[str, str], float]:
@@ -103,3 +110,16 @@ def model_stats(
             )
         )
     return stats
+
+
+def cache_hit_rate(
+    before: dict[tuple[str, str], float], after: dict[tuple[str, str], float], model: str
+) -> float | None:
+    """The share of `model`'s requests answered from the response cache between two readings;
+    None where nothing was looked up in it (Triton reports the counters of a model that enables
+    the cache, at zero, on a server without one)."""
+    hits, misses = (
+        after.get((key, model), 0.0) - before.get((key, model), 0.0)
+        for key in (_CACHE_HITS, _CACHE_MISSES)
+    )
+    return hits / (hits + misses) if hits + misses else None

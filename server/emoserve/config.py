@@ -40,6 +40,12 @@ CPU_ONLY_FLAGS = (
     "--cuda-memory-pool-byte-size=0:0",
 )
 LOOPBACK = "127.0.0.1"
+# No response cache unless asked (emotriton serve --cache-mib): Triton keys an entry by model,
+# version and inputs, not by the outputs a request asked for, so a client that asks for SCORES
+# alone leaves an entry without PREDICTED for every later client of the same texts (the SDK
+# decides from SCORES then, as the server does; other clients get what was cached). A cached
+# answer of one text is about 200 bytes: 256 MiB hold about a million.
+DEFAULT_CACHE_BYTES = 0
 
 
 # Triton 2.59 and later refuse HTTP inputs over 64 MB unless told (--http-max-input-size):
@@ -172,6 +178,7 @@ class ServerConfig:
     triton_http_port: int
     triton_metrics_port: int
     admin_key: str
+    cache_bytes: int = DEFAULT_CACHE_BYTES  # Triton's local response cache; 0: none
     log_verbose: int = 0
     grpc_tls: GrpcTls | None = None
     startup_timeout: float = 180.0
@@ -183,12 +190,15 @@ class ServerConfig:
         endpoints: Endpoints,
         *,
         admin_key: str,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
         log_verbose: int = 0,
         grpc_tls: GrpcTls | None = None,
         startup_timeout: float = 180.0,
     ) -> ServerConfig:
         """Triton's HTTP servers on loopback, behind the guards on `endpoints`; ports of 0 are
         picked free once the guards hold theirs (with_free_ports)."""
+        if cache_bytes < 0:
+            raise LauncherError(f"the response cache's size must not be negative: {cache_bytes}")
         return cls(
             repository=repository_location(repository),
             endpoints=endpoints,
@@ -196,6 +206,7 @@ class ServerConfig:
             triton_http_port=0,
             triton_metrics_port=0,
             admin_key=admin_key,
+            cache_bytes=cache_bytes,
             log_verbose=log_verbose,
             grpc_tls=grpc_tls,
             startup_timeout=startup_timeout,
@@ -211,6 +222,16 @@ class ServerConfig:
             triton_http_port=http,
             triton_metrics_port=metrics,
         )
+
+    def cache_flags(self, distribution: TritonDistribution) -> list[str]:
+        """Triton's local response cache of `cache_bytes`: the ensembles enable it (export), and
+        a repeated text is answered from it, the answer it got the first time."""
+        if not self.cache_bytes:
+            return []
+        return [
+            f"--cache-config=local,size={self.cache_bytes}",
+            f"--cache-directory={distribution.caches}",
+        ]
 
     @property
     def triton_http_url(self) -> str:
@@ -233,6 +254,7 @@ class ServerConfig:
             f"--log-verbose={self.log_verbose}",
             *server_flags(self.admin_key, shm_prefix, distribution.version),
             *load_flags(self.repository),
+            *self.cache_flags(distribution),
             *(() if has_nvidia_gpu() else CPU_ONLY_FLAGS),
             *(self.grpc_tls.arguments() if self.grpc_tls else []),
         ]

@@ -33,6 +33,11 @@ class TritonDistribution:
     stub: Path | None = None  # the wheel's python backend stub for this interpreter
     version: Version = WHEEL_VERSION
 
+    @property
+    def caches(self) -> Path:
+        """Where the cache libraries are (caches/local/libtritoncache_local.so)."""
+        return self.binary.parent.parent / "caches"
+
     @classmethod
     def find(cls, home: Path | None = None) -> TritonDistribution:
         """The installed tree at `home`, or the wheel's when `home` is None."""

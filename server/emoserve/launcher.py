@@ -16,7 +16,14 @@ from typing import IO
 from . import shared_memory
 from .admin import AdminApi, drain
 from .admin import admin_key as chosen_admin_key
-from .config import STANDARD_ENDPOINTS, Endpoints, GrpcTls, ServerConfig, free_ports
+from .config import (
+    DEFAULT_CACHE_BYTES,
+    STANDARD_ENDPOINTS,
+    Endpoints,
+    GrpcTls,
+    ServerConfig,
+    free_ports,
+)
 from .distribution import TritonDistribution
 from .errors import LauncherError
 from .http_guard import HttpGuard, open_front_door
@@ -43,6 +50,7 @@ class LocalServer:
         grpc_tls: GrpcTls | None = None,
         triton_home: Path | None = None,
         admin_key: str | None = None,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
     ) -> None:
         # Ports not given are picked free now, so that a client can be made before the server
         # starts; one taken by then fails the start at once (the guards bind first).
@@ -52,8 +60,8 @@ class LocalServer:
         )
         key = chosen_admin_key(admin_key)
         self.config = config = ServerConfig.create(
-            repository, endpoints, admin_key=key, log_verbose=log_verbose, grpc_tls=grpc_tls,
-            startup_timeout=startup_timeout,
+            repository, endpoints, admin_key=key, cache_bytes=cache_bytes,
+            log_verbose=log_verbose, grpc_tls=grpc_tls, startup_timeout=startup_timeout,
         )  # fmt: skip
         self.endpoints, self.admin_key = endpoints, key
         self.guards: list[HttpGuard] = []

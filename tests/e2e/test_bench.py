@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 from emoload.bench import REFERENCE
+from emoload.repeats import replay
 
 from ..support import EMOTRITON
 
@@ -50,3 +51,56 @@ def test_bench_runs_every_contender_on_the_same_texts(
     assert "| in-process onnxruntime, 1 text |" in (out / "bench.md").read_text()
     if importlib.util.find_spec("matplotlib") is not None:  # the loadtest extra brings it
         assert (out / "bench.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_bench_mix_runs_interactive_clients_beside_a_bulk_call(exported, tmp_path: Path) -> None:
+    out = tmp_path / "mix"
+    repository = shutil.copytree(exported.models[0].parent, tmp_path / "repository")
+    corpus = tmp_path / "texts.txt"
+    corpus.write_text("".join(f"text number {i} of the mix\n" for i in range(1000)))
+    run = subprocess.run(
+        [*EMOTRITON, "bench", "--mix", "--model", "go", "--repository", str(repository),
+         "--data", str(corpus), "--bulk-texts", "300", "--interactive-clients", "2",
+         "--interactive-rate", "20", "--interactive-seconds", "2", "--out", str(out)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    report = json.loads((out / "mix.json").read_text())
+    alone, bulk, mixed = report["phases"]
+    assert [alone["name"], bulk["name"], mixed["name"]] == [
+        "interactive alone",
+        "bulk alone",
+        "mixed",
+    ]
+    for phase in (alone, mixed):
+        assert phase["interactive_requests"] > 0 and phase["interactive_failures"] == {}
+    for phase in (bulk, mixed):
+        assert phase["bulk_texts"] == 300 and phase["bulk_error"] is None
+    assert all(phase["cache_hit_rate"] is None for phase in report["phases"])  # no cache
+    assert "| mixed |" in (out / "mix.md").read_text()
+
+
+def test_bench_repeats_measures_the_replay_with_and_without_the_cache(
+    exported, tmp_path: Path
+) -> None:
+    out = tmp_path / "repeats"
+    repository = shutil.copytree(exported.models[0].parent, tmp_path / "repository")
+    corpus = tmp_path / "texts.txt"
+    texts = [f"text number {i} of the replay" for i in range(400)]
+    corpus.write_text("".join(text + "\n" for text in texts))
+    replayed = replay(texts[200:], 0.5)
+    repeats = (len(replayed) - len(set(replayed))) / len(replayed)
+    run = subprocess.run(
+        [*EMOTRITON, "bench", "--repeats", "--model", "go", "--repository", str(repository),
+         "--data", str(corpus), "--texts", "400", "--clients", "4", "--repeat-share", "0.5",
+         "--out", str(out)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    report = json.loads((out / "repeats.json").read_text())
+    rates = {(r["cache_mib"] > 0, r["workload"]): r["cache_hit_rate"] for r in report["runs"]}
+    assert rates[(False, "no repeats")] is None and rates[(False, "50% repeats")] is None
+    assert rates[(True, "no repeats")] == 0.0
+    # Each repeat is a hit, but one sent while its first sending is still in flight.
+    assert repeats - 0.1 < rates[(True, "50% repeats")] <= repeats
+    assert set(report["ratios"]) == {"no repeats", "50% repeats"}

@@ -117,6 +117,8 @@ def test_the_encoder_sheds_load_by_queue_size_and_deadline(repository: Path) -> 
     assert policy.default_timeout_microseconds == defaults.queue_timeout_us
     assert policy.timeout_action == mc.ModelQueuePolicy.REJECT
     assert policy.allow_timeout_override
+    bulk = load(repository / "minilm_encoder").dynamic_batching.priority_queue_policy
+    assert bulk[protocol.PRIORITY_BULK].max_queue_size == defaults.bulk_queue_size
     # After the encoder, nothing is thrown away: what it computed is answered.
     for part in ("head", "postprocess"):
         assert not load(repository / f"minilm_{part}").dynamic_batching.HasField(
@@ -132,3 +134,12 @@ def test_every_config_loads_on_both_triton_versions(repository: Path) -> None:
     assert len(paths) >= 4 * 8
     for path in paths:
         assert not fields_used(load(path.parent)) & NEWER_THAN_2_51, path
+
+
+def test_every_composing_model_is_warmed_up_and_every_ensemble_cached(repository: Path) -> None:
+    for path in sorted(repository.glob("*/config.pbtxt")):
+        config = load(path.parent)
+        if config.platform == "ensemble":
+            assert config.response_cache.enable, path
+        else:
+            assert config.model_warmup, path

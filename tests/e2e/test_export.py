@@ -139,3 +139,14 @@ def test_a_models_own_code_is_named_in_the_served_config(served_models, tmp_path
     with pytest.raises(SourceError, match="--revision COMMIT"):
         code_identity("someone/their-model", "main")
     assert code_identity("someone/their-model", "a" * 40) == "someone/their-model@" + "a" * 40
+
+
+def test_a_reexport_goes_in_at_the_next_version(tmp_path: Path) -> None:
+    from emoexport.exporter import next_version
+
+    assert next_version(tmp_path, "go") == 1
+    (tmp_path / "go" / "1").mkdir(parents=True)
+    (tmp_path / "go" / "config.pbtxt").touch()
+    assert next_version(tmp_path, "go") == 2
+    (tmp_path / "go" / "7").mkdir()
+    assert next_version(tmp_path, "go") == 8

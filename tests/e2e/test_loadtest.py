@@ -80,6 +80,22 @@ def test_a_model_not_served_fails_in_one_line(server, protocol: str, tmp_path: P
     assert not processes_mentioning(str(out))
 
 
+def test_a_bulk_user_runs_beside_the_others_and_is_counted_apart(server, tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    run = loadtest(
+        "--model", "emotion", "--url", server.endpoints.grpc_url, "--users", "2",
+        "--spawn-rate", "3", "--bulk-users", "1", "--bulk-texts", "100", "--out", str(out),
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    folder = out / "users-2"
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["users"] == 3 and summary["failures"] == 0
+    with (folder / "locust_stats.csv").open() as file:
+        rows = {row["Name"]: row for row in csv.DictReader(file)}
+    assert int(rows["bulk"]["Request Count"]) >= 1 and int(rows["bulk"]["Failure Count"]) == 0
+    assert int(rows["single"]["Request Count"]) > 0
+
+
 @pytest.fixture
 def small_repository(repository: Path, tmp_path: Path) -> Path:
     """The `emotion` ensemble alone, for a local server that starts quickly."""

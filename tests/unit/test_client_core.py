@@ -8,6 +8,7 @@ import gc
 import json
 import ssl
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,6 +42,7 @@ from emoclient import (
 from emoclient import protocol as wire
 from emoclient._base_client import (
     Decision,
+    Progress,
     Tls,
     checked_threshold,
     chunks,
@@ -155,6 +157,27 @@ def test_a_call_is_split_at_the_smaller_of_batch_size_and_the_models(client: Cli
         assert len(small._plan(MULTI_LABEL, payload, None, None).requests) == 4
     with Client(URL, batch_size=100) as large:
         assert len(large._plan(MULTI_LABEL, payload, None, None).requests) == 3
+
+
+def test_a_call_of_one_request_is_interactive_and_of_more_is_bulk(client: Client) -> None:
+    def levels(texts: int, **priority: str) -> set[int]:
+        call = client._plan(MULTI_LABEL, encode_texts(["t"] * texts), None, None, **priority)
+        return {request.keywords["priority"] for request in call.requests}
+
+    assert levels(4) == {wire.PRIORITY_INTERACTIVE}
+    assert levels(5) == {wire.PRIORITY_BULK}
+    assert levels(1, priority="bulk") == {wire.PRIORITY_BULK}
+    assert levels(9, priority="interactive") == {wire.PRIORITY_INTERACTIVE}
+    assert client._plan(MULTI_LABEL, encode_texts(["t"]), None, None).progress is None
+    assert client._plan(MULTI_LABEL, encode_texts(["t"] * 5), None, None).progress is not None
+    bulk_of_two = config()
+    bulk_of_two["parameters"][wire.PARAM_BULK_BATCH_SIZE] = {"string_value": "2"}
+    info = ModelInfo.from_config(bulk_of_two)
+    parts = client._plan(info, encode_texts(["t"] * 5), None, None).parts
+    assert [p.stop - p.start for p in parts] == [2, 2, 1]
+    assert len(client._plan(info, encode_texts(["t"] * 4), None, None).parts) == 1
+    with pytest.raises(InvalidInputError, match="'interactive' or 'bulk', not 'urgent'"):
+        client._plan(MULTI_LABEL, encode_texts(["t"]), None, None, priority="urgent")
 
 
 # Decisions and results
@@ -404,16 +427,71 @@ def test_a_shed_request_is_retried_with_backoff(
     assert client._send(request, "toy") == "answer" and slept == [0.2, 0.4]
 
 
+def shed_then_answer(sheds: int):
+    calls: list[None] = []
+
+    def request() -> str:
+        calls.append(None)
+        if len(calls) <= sheds:
+            raise server_exception("Request timeout expired", "StatusCode.UNAVAILABLE")
+        return "answer"
+
+    return request, calls
+
+
+def test_a_bulk_calls_shed_request_is_sent_again_while_the_call_progresses(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Beyond the retry policy's attempts: the server sheds what it cannot take yet, and the
+    bulk call waits its turn, backing off up to the cap."""
+    slept: list[float] = []
+    monkeypatch.setattr("emoclient.client.time.sleep", slept.append)
+    request, calls = shed_then_answer(sheds=6)
+    progress = Progress(patience=60.0)
+    assert client._send(request, "toy", progress) == "answer" and len(calls) == 7
+    assert slept == pytest.approx([0.2, 0.4, 0.8, 1.6, 2.0, 2.0])
+    request, calls = shed_then_answer(sheds=6)
+    with pytest.raises(OverloadedError):  # an interactive request: the retry policy alone
+        client._send(request, "toy")
+    assert len(calls) == 3
+
+
+def test_a_bulk_call_that_nothing_answers_for_its_patience_gives_up(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("emoclient.client.time.sleep", lambda _: None)
+    stalled = Progress(patience=5.0)
+    stalled.last -= 6.0  # no request of the call answered for 6 s
+    request, calls = shed_then_answer(sheds=100)
+    with pytest.raises(OverloadedError):
+        client._send(request, "toy", stalled)
+    assert len(calls) == 3  # then the retry policy's attempts, and no more
+    patient = Progress(patience=None)
+    patient.last -= 3600.0
+    request, calls = shed_then_answer(sheds=20)
+    assert client._send(request, "toy", patient) == "answer" and len(calls) == 21
+
+
+def test_an_answer_to_any_request_of_a_bulk_call_is_its_progress(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("emoclient.client.time.sleep", lambda _: None)
+    progress = Progress(patience=5.0)
+    progress.last -= 4.0
+    assert client._send(lambda: "answer", "toy", progress) == "answer"
+    assert not progress.stalled() and time.monotonic() - progress.last < 1.0
+
+
 @pytest.mark.parametrize("protocol", ["grpc", "http"])
 def test_the_timeout_travels_as_the_requests_deadline(protocol: str) -> None:
     """Half of it as the request's own, in microseconds, which a model's queue policy enforces
     (the other half is for the compute); the whole of it as gRPC's call deadline."""
     with Client(DEFAULT_URLS[protocol], protocol=protocol, timeout=2.5) as timed:
-        options = timed._infer_request("toy", encode_texts(["hi"])).keywords
+        options = timed._infer_request("toy", encode_texts(["hi"]), 1).keywords
         assert options["timeout"] == 1_250_000
         assert options.get("client_timeout") == (2.5 if protocol == "grpc" else None)
     with Client(DEFAULT_URLS[protocol], protocol=protocol, timeout=None) as patient:
-        assert "timeout" not in patient._infer_request("toy", encode_texts(["hi"])).keywords
+        assert "timeout" not in patient._infer_request("toy", encode_texts(["hi"]), 1).keywords
 
 
 def test_errors_that_a_retry_cannot_fix_are_raised_at_once(client: Client) -> None:

@@ -7,6 +7,7 @@ import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
+from emoclient import protocol as wire
 from emoexport import configs
 
 from ..support import NEWER_THAN_2_51, fields_used
@@ -56,3 +57,42 @@ def test_the_version_check_finds_a_field_2_51_lacks_however_deep() -> None:
     config.ensemble_scheduling.max_inflight_requests = 4
     config.model_metrics.metric_control.add().metric_identifier.family = "x"
     assert fields_used(config) & NEWER_THAN_2_51 == NEWER_THAN_2_51
+
+
+def test_the_encoder_serves_interactive_requests_first_and_queues_bulk_ones_apart() -> None:
+    batching = configs.Batching()
+    config = configs.onnx_config(
+        "e", IDS, LOGITS, batching=batching, queue_delay_us=0, threads=0, sheds=True
+    )
+    batcher = config.dynamic_batching
+    assert list(batcher.preferred_batch_size) == [batching.preferred_batch_size]
+    assert batcher.priority_levels == wire.PRIORITY_BULK
+    assert batcher.default_priority_level == wire.PRIORITY_INTERACTIVE
+    assert batcher.default_queue_policy.max_queue_size == batching.max_queue_size
+    bulk = batcher.priority_queue_policy[wire.PRIORITY_BULK]
+    assert bulk.max_queue_size == batching.bulk_queue_size
+    assert bulk.default_timeout_microseconds == batching.bulk_queue_timeout_us
+    assert bulk.timeout_action == mc.ModelQueuePolicy.REJECT and bulk.allow_timeout_override
+    assert wire.PRIORITY_INTERACTIVE not in batcher.priority_queue_policy  # the default's
+
+
+def test_every_model_is_warmed_up_with_the_shapes_it_serves() -> None:
+    """One text and a full batch, at the longest length: the sizes whose first run is slow."""
+    batching = configs.Batching(max_batch_size=8)
+    encoder = configs.onnx_config(
+        "e", IDS, LOGITS, batching=batching, queue_delay_us=0, threads=0, warmup_length=64
+    )
+    assert [w.batch_size for w in encoder.model_warmup] == [1, 8]
+    for warmup in encoder.model_warmup:
+        (ids,) = warmup.inputs.values()
+        assert list(ids.dims) == [64] and ids.zero_data and ids.data_type == mc.TYPE_INT64
+    post = configs.postprocess_config("p", LOGITS[0], 6, {}, batching=batching)
+    assert [w.batch_size for w in post.model_warmup] == [8]
+    assert list(post.model_warmup[0].inputs["logits"].dims) == [6]
+
+
+def test_the_ensemble_asks_for_the_response_cache() -> None:
+    config = configs.ensemble_config(
+        "e", [configs.Step("m", {"a": "b"}, {"c": "d"})], 2, {}, batching=configs.Batching()
+    )
+    assert config.response_cache.enable

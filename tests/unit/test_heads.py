@@ -4,7 +4,6 @@ writes heads)."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +13,7 @@ from sklearn.metrics import f1_score, matthews_corrcoef, precision_recall_fscore
 from emotrain.datasets import DatasetError, load_split
 from emotrain.metrics import evaluate
 
-from ..support import ROOT
-
-DATA = Path(os.environ.get("EMOTRITON_SHARED_DATA", ROOT.parent / "shared" / "data"))
-needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"no datasets at {DATA}")
+from ..support import DATA, needs_data
 
 
 def test_metrics_agree_with_scikit_learn() -> None:

@@ -5,13 +5,23 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import importlib.util
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from emoclient import DEFAULT_URLS
 
-from ..settings import URL_VARIABLE, Add, add_connection, add_fields, add_model, from_options
+from ..settings import (
+    URL_VARIABLE,
+    Add,
+    UsageError,
+    add_connection,
+    add_fields,
+    add_model,
+    from_options,
+)
 from . import Command, log, quiet_transformers, stop_on_sigterm
 
 
@@ -93,9 +103,26 @@ def _bench_options(parser: argparse.ArgumentParser, add: Add) -> None:
     peers = "the peer's executable (default: .venv-peers/bin, then PATH; skipped if none)"
     add("--perf-analyzer", type=Path, help=peers)
     add("--infinity-emb", type=Path, help=peers)
+    from emoload.mix import MixOptions
+    from emoload.repeats import RepeatsOptions
+
+    add("--mix", action="store_true", help="measure interactive clients beside a bulk call")
+    add_fields(add, MixOptions)
+    add(
+        "--repeats",
+        action="store_true",
+        help="measure traffic that repeats itself, with and without the response cache",
+    )
+    add_fields(add, RepeatsOptions)
 
 
 def _bench(args: argparse.Namespace) -> int:
+    if args.mix and args.repeats:
+        raise UsageError("--mix and --repeats are measured one at a time")
+    if args.mix:
+        return _mix(args)
+    if args.repeats:
+        return _repeats(args)
     from emoload.bench import BenchOptions, run_bench, write
     from emoload.corpus import read_texts
     from emoload.served import composing_models
@@ -122,6 +149,47 @@ def _bench(args: argparse.Namespace) -> int:
     print(report.markdown())
     print("reports: " + ", ".join(str(path) for path in written))
     return 0
+
+
+def _mix(args: argparse.Namespace) -> int:
+    from emoload.corpus import read_texts
+    from emoload.mix import MixOptions, plot, run_mix
+
+    options = from_options(MixOptions, args, url="", metrics_url="", texts=())
+    texts = read_texts(args.data, sys.maxsize)  # the mixed phase's clients take what is left
+    with _measured_server(args) as (url, metrics_url):
+        options = dataclasses.replace(options, url=url, metrics_url=metrics_url, texts=texts)
+        report = run_mix(options, log=log)
+    _write_report(args.out, "mix", report, plot)
+    return 0
+
+
+def _repeats(args: argparse.Namespace) -> int:
+    from emoload.corpus import read_texts
+    from emoload.repeats import RepeatsOptions, plot, run_repeats
+
+    if args.url is not None:
+        raise UsageError("--repeats starts local servers of its own on --repository: no --url")
+    options = from_options(
+        RepeatsOptions, args, repository=args.repository, texts=read_texts(args.data, args.texts)
+    )
+    report = run_repeats(options, log=log)
+    _write_report(args.out, "repeats", report, plot)
+    return 0
+
+
+def _write_report(out: Path, stem: str, report: Any, plot: Callable[[Any, Path], Path]) -> None:
+    """`report` (to_json, to_markdown) as `stem`.json, .md, and .png where matplotlib is
+    installed, in `out`; its table printed."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / f"{stem}.json", out / f"{stem}.md"]
+    markdown = report.to_markdown()
+    written[0].write_text(report.to_json() + "\n")
+    written[1].write_text(markdown)
+    if importlib.util.find_spec("matplotlib") is not None:
+        written.append(plot(report, out / f"{stem}.png"))
+    print(markdown)
+    print("reports: " + ", ".join(str(path) for path in written))
 
 
 def _overload_options(parser: argparse.ArgumentParser, add: Add) -> None:
@@ -193,6 +261,8 @@ COMMANDS = (
         "installed (make bench-peers), Triton's perf_analyzer on the same served ensemble and "
         "infinity-emb on the same encoder (--source with --head). Writes bench.json, bench.md "
         "and bench.png into --out, with Triton's per-model average batch, queue and compute "
-        "time.",
+        "time. --mix instead measures interactive clients beside a bulk call, and each alone "
+        "(mix.*); --repeats, served texts/s on a replay with repeats and on one without, on a "
+        "local server without a response cache and on one with (repeats.*).",
     ),
 )

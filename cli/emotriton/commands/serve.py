@@ -14,7 +14,7 @@ from .export import REPOSITORY
 
 
 def _options(parser: argparse.ArgumentParser, add: Add) -> None:
-    from emoserve.config import STANDARD_ENDPOINTS
+    from emoserve.config import DEFAULT_CACHE_BYTES, STANDARD_ENDPOINTS
 
     add("--repository", type=Path, default=REPOSITORY, help="Triton model repository")
     add(
@@ -31,6 +31,13 @@ def _options(parser: argparse.ArgumentParser, add: Add) -> None:
         help="Prometheus metrics port",
     )
     add("--log-verbose", type=int, default=0, help="Triton log verbosity (0 = info)")
+    add(
+        "--cache-mib",
+        type=int,
+        default=DEFAULT_CACHE_BYTES // 2**20,
+        help="MiB of Triton's response cache, which answers a repeated request (0: none; "
+        "see the README on the outputs a request asks for)",
+    )
     add(
         "--startup-timeout",
         type=float,
@@ -70,6 +77,7 @@ def _run(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port,
         log_verbose=args.log_verbose,
         startup_timeout=args.startup_timeout,
+        cache_bytes=args.cache_mib * 2**20,
         stream_logs=True,
         grpc_tls=tls,
         triton_home=args.triton_home,
@@ -86,6 +94,7 @@ def _run(args: argparse.Namespace) -> int:
             f"from {server.config.repository}\n"
             f"  gRPC    {endpoints.grpc_url}\n  HTTP    http://{endpoints.http_url}\n"
             f"  metrics {endpoints.metrics_url}\n"
+            f"  response cache {args.cache_mib} MiB\n"
             f"  admin APIs need the header {ADMIN_HEADER} ({key} key)\nCtrl-C stops it.",
             flush=True,
         )
