@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .errors import PeerUnavailableError
-from .served import ModelStats, model_stats, read_metrics, settled_metrics
+from .served import ModelStats, counted_metrics, model_stats, read_metrics, settled_metrics
 
 REFERENCE = "served, 32 clients x 1 text"
 """The run every other is compared with: the load the issue's targets are set at."""
@@ -227,12 +227,15 @@ def _served_loads(
     grouped = batches(options.texts, options.batch_size)
     contender = f"served, {options.batch_clients} clients x {options.batch_size} texts"
     loads.append((contender, grouped, options.batch_clients))
+    # Each call is one request to the ensemble and to each of its steps.
+    models = [options.model, *options.models]
+    reading = read_metrics(options.metrics_url)
     for contender, items, workers in loads:
         calls = warmed(make_call, workers, items[0])
-        before = settled_metrics(options.metrics_url)
+        before = counted_metrics(options.metrics_url, reading, dict.fromkeys(models, workers))
         report.runs.append(timed(contender, items, calls))
-        after = settled_metrics(options.metrics_url)
-        report.triton[contender] = model_stats(before, after, options.models)
+        reading = counted_metrics(options.metrics_url, before, dict.fromkeys(models, len(items)))
+        report.triton[contender] = model_stats(before, reading, options.models)
 
 
 def _in_process(options: BenchOptions, report: BenchReport) -> None:

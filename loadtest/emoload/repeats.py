@@ -25,7 +25,7 @@ from emoexport.options import option
 
 from .bench import Run, machine, timed, warmed
 from .errors import LoadTestError
-from .served import cache_hit_rate, settled_metrics
+from .served import cache_hit_rate, counted_metrics, read_metrics
 
 NO_REPEATS = "no repeats"
 
@@ -137,10 +137,13 @@ def run_repeats(options: RepeatsOptions, log: Callable[[str], None] = print) -> 
                         return lambda batch: client.classify(batch, model=options.model)
 
                     # Warmed on a text the workload does not send (no entry cached for it).
+                    reading = read_metrics(metrics_url)
                     calls = warmed(make_call, options.clients, ["warming up, not replayed"])
-                    before = settled_metrics(metrics_url)
+                    answered = {options.model: options.clients}
+                    before = counted_metrics(metrics_url, reading, answered)
                     run = timed(workload, [[text] for text in sent], calls)
-                    hits = cache_hit_rate(before, settled_metrics(metrics_url), options.model)
+                    after = counted_metrics(metrics_url, before, {options.model: len(sent)})
+                    hits = cache_hit_rate(before, after, options.model)
                 report.runs.append(Served(cache_mib, workload, run, hits))
     return report
 

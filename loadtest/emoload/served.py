@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,8 +33,9 @@ class ModelStats:
 _SAMPLE = re.compile(
     r'^(nv_(?:inference|cache)_[a-z_]+)\{model="([^"]+)",version="[^"]*"\} ([0-9.e+]+)$'
 )
+_SUCCESS = "nv_inference_request_success"  # a response-cache hit counts too
 _COUNTERS = {
-    "requests": "nv_inference_request_success",
+    "requests": _SUCCESS,
     "texts": "nv_inference_count",
     "executions": "nv_inference_exec_count",
     "queue_us": "nv_inference_queue_duration_us",
@@ -60,7 +61,9 @@ def read_metrics(url: str) -> dict[tuple[str, str], float]:
 
 
 def settled_metrics(url: str, timeout: float = 2.0) -> dict[tuple[str, str], float]:
-    """The counters once two readings agree: Triton counts a request just after answering it."""
+    """The counters once two readings agree: Triton counts a request just after answering it.
+    Best effort, for runs whose number of requests the caller cannot know (SDK retries, another
+    process's clients); `counted_metrics` is exact."""
     reading = read_metrics(url)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -69,6 +72,33 @@ def settled_metrics(url: str, timeout: float = 2.0) -> dict[tuple[str, str], flo
         if reading == previous:
             break
     return reading
+
+
+def counted_metrics(
+    url: str,
+    since: dict[tuple[str, str], float],
+    answered: Mapping[str, int],
+    timeout: float = 30.0,
+) -> dict[tuple[str, str], float]:
+    """The counters once each model of `answered` has counted that many more successful requests
+    than in `since`: Triton counts a request just after answering it, so a reading taken as the
+    last answer arrives can miss it. LoadTestError when Triton has not counted them by
+    `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        reading = read_metrics(url)
+        counted = {
+            model: int(reading.get((_SUCCESS, model), 0.0) - since.get((_SUCCESS, model), 0.0))
+            for model in answered
+        }
+        missing = {model: n - counted[model] for model, n in answered.items() if counted[model] < n}
+        if not missing:
+            return reading
+        if time.monotonic() > deadline:
+            raise LoadTestError(
+                f"after {timeout:.0f} s, Triton still had not counted answers it sent: {missing}"
+            )
+        time.sleep(0.05)
 
 
 def composing_models(repository: Path, ensemble: str) -> list[str]:

@@ -14,7 +14,7 @@ import tritonclient.grpc as grpcclient
 
 from emoclient import Client, InvalidInputError, ModelNotFoundError
 from emoexport.inprocess import ExportedEnsemble
-from emoload.served import composing_models, model_stats, settled_metrics
+from emoload.served import composing_models, counted_metrics, model_stats, settled_metrics
 
 from ..support import EMOTRITON
 from .models import MAX_LENGTH, SERVED
@@ -119,8 +119,9 @@ def test_concurrent_requests_of_different_lengths_merge_into_fewer_encoder_runs(
     before = settled_metrics(server.endpoints.metrics_url)
     with ThreadPoolExecutor(max_workers=16) as pool:
         served = np.array(list(pool.map(classify, texts)))
-    after = settled_metrics(server.endpoints.metrics_url)
     models = composing_models(repository, "go_emotions")
+    answered = dict.fromkeys(["go_emotions", *models], len(texts))
+    after = counted_metrics(server.endpoints.metrics_url, before, answered)
     encoder = model_stats(before, after, models)[models.index("go_emotions_encoder")]
     assert encoder.texts == len(texts)
     assert encoder.executions < len(texts)

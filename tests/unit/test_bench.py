@@ -66,6 +66,30 @@ def test_metrics_lines_of_the_cache_and_of_inference_are_read(monkeypatch) -> No
     }
 
 
+def test_counters_are_read_once_triton_has_counted_every_answer_it_sent(monkeypatch) -> None:
+    """Triton counts a request just after answering it: the reading waits for the late count,
+    and a count that never comes is an error, not a silently wrong figure."""
+    import pytest
+
+    from emoload import served
+    from emoload.errors import LoadTestError
+
+    success = "nv_inference_request_success"
+    since = {(success, "go"): 5.0, (success, "go_encoder"): 5.0}
+    readings = iter(
+        [
+            {(success, "go"): 8.0, (success, "go_encoder"): 7.0},  # the encoder's last: not yet
+            {(success, "go"): 8.0, (success, "go_encoder"): 8.0},
+        ]
+    )
+    monkeypatch.setattr(served, "read_metrics", lambda url: next(readings))
+    answered = {"go": 3, "go_encoder": 3}
+    assert served.counted_metrics("http://metrics", since, answered)[(success, "go_encoder")] == 8
+    monkeypatch.setattr(served, "read_metrics", lambda url: since)
+    with pytest.raises(LoadTestError, match="'go': 3"):
+        served.counted_metrics("http://metrics", since, answered, timeout=0.0)
+
+
 def test_the_mix_reports_each_phase_and_the_ratios_against_alone() -> None:
     from emoload.mix import BULK_ALONE, INTERACTIVE_ALONE, MIXED, MixReport, Phase
 
