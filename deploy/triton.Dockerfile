@@ -12,13 +12,14 @@ RUN apt-get update && apt-get install -y --no-install-recommends tini \
 RUN pip install --no-cache-dir --break-system-packages "tokenizers==0.23.3"
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY api api
 COPY client client
 COPY export export
 COPY server server
 COPY loadtest loadtest
 COPY cli cli
 COPY train train
-RUN pip install --no-cache-dir --break-system-packages . && rm -rf /src
+RUN pip install --no-cache-dir --break-system-packages ".[api]" && rm -rf /src
 WORKDIR /
 # Not root: the image's own unprivileged user (created if a later image lacks it).
 RUN id -u triton-server >/dev/null 2>&1 || useradd --uid 1000 --create-home triton-server

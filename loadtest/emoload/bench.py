@@ -38,6 +38,7 @@ from .errors import PeerUnavailableError
 from .served import ModelStats, counted_metrics, model_stats, read_metrics, settled_metrics
 
 REFERENCE = "served, 32 clients x 1 text"
+JSON_API = "JSON API (/classify)"
 """The run every other is compared with: the load the issue's targets are set at."""
 PEERS_VENV = Path(".venv-peers")
 """Where `make bench-peers` installs perf_analyzer and infinity-emb."""
@@ -238,6 +239,35 @@ def _served_loads(
         report.triton[contender] = model_stats(before, reading, options.models)
 
 
+def _json_api(options: BenchOptions, report: BenchReport) -> None:
+    """The same single texts through the JSON API in front of the same server, from `requests`
+    sessions: what the front end costs a caller who does not speak tensors."""
+    import requests
+
+    from emoapi.process import ApiProcess
+    from emoserve.config import free_port
+
+    singles = [[text] for text in options.texts]
+    with (
+        ApiProcess(options.url, "127.0.0.1", free_port(), [options.model]) as api,
+        ExitStack() as sessions,
+    ):
+
+        def make_call() -> Call:
+            session = sessions.enter_context(requests.Session())
+
+            def classify(texts: list[str]) -> object:
+                answer = session.post(f"{api.url}/classify", json={"texts": texts}, timeout=60)
+                answer.raise_for_status()
+                return answer.json()
+
+            return classify
+
+        for concurrency in options.concurrency:
+            calls = warmed(make_call, concurrency, singles[0])
+            report.runs.append(timed(f"{JSON_API}, {concurrency} clients x 1 text", singles, calls))
+
+
 def _in_process(options: BenchOptions, report: BenchReport) -> None:
     from emoexport.inprocess import ExportedEnsemble
 
@@ -378,6 +408,8 @@ def run_bench(options: BenchOptions, log: Callable[[str], None] = print) -> Benc
     report = BenchReport(options.model, machine(), len(options.texts))
     log("served ensemble")
     _served(options, report)
+    log("JSON API")
+    _json_api(options, report)
     log("perf_analyzer")
     _peer("perf_analyzer", lambda: _perf_analyzer(options, report), report)
     log("in-process onnxruntime")

@@ -11,12 +11,14 @@ import numpy as np
 import pytest
 from transformers.utils import logging as transformers_logging
 
+from emoapi.process import ApiProcess
 from emoclient import Client
 from emoexport.exporter import ExportOptions, ExportResult, export_classifier
 from emoexport.labels import GO_EMOTIONS_LABELS
 from emoexport.locate import MINILM_L6
 from emoexport.recipes import GO_EMOTIONS_CARD_THRESHOLDS
 from emoserve import LocalServer
+from emoserve.config import free_port
 from emotrain import toy_models
 
 from .models import (
@@ -103,6 +105,17 @@ def exported(
 def server(repository: Path) -> Iterator[LocalServer]:
     with LocalServer(repository) as running:
         yield running
+
+
+# The models the JSON API serves in front of the session's server: the first is its default.
+API_MODELS = ("go_emotions", "emotion")
+
+
+@pytest.fixture(scope="session")
+def json_api(server: LocalServer) -> Iterator[str]:
+    """`emotriton api` in front of the test server: its base URL."""
+    with ApiProcess(server.endpoints.grpc_url, "127.0.0.1", free_port(), API_MODELS) as api:
+        yield api.url
 
 
 @pytest.fixture(params=["grpc", "http"])

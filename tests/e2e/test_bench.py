@@ -8,7 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from emoload.bench import REFERENCE
+from emoload.bench import JSON_API, REFERENCE
 from emoload.repeats import replay
 
 from ..support import EMOTRITON
@@ -35,6 +35,8 @@ def test_bench_runs_every_contender_on_the_same_texts(
         "served, 1 clients x 1 text",
         REFERENCE,
         "served, 4 clients x 8 texts",
+        f"{JSON_API}, 1 clients x 1 text",
+        f"{JSON_API}, 32 clients x 1 text",
         "in-process onnxruntime, 1 text",
         "in-process onnxruntime, batches of 8",
         "transformers pipeline (batch 8)",

@@ -39,7 +39,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from emoclient import Client
 from emoserve import LocalServer
-from emoserve.config import free_port
+from emoserve.config import free_ports
 
 from ..support import EMOTRITON, ROOT
 
@@ -82,7 +82,7 @@ def compose_command() -> list[str]:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     command = compose["services"]["triton"]["command"]
     assert command[:2] == ["emotriton", "serve"]
-    local = ("--triton-home=", "--repository=", "--host=")
+    local = ("--triton-home=", "--repository=", "--host=", "--api-port=")
     return [argument for argument in command[2:] if not argument.startswith(local)]
 
 
@@ -101,7 +101,7 @@ def door(request: pytest.FixtureRequest, small: Path) -> Iterator[Door]:
             endpoints = server.endpoints
             yield Door(endpoints.http_url, endpoints.grpc_url, endpoints.metrics_url, small)
         return
-    ports = {name: free_port() for name in ("http", "grpc", "metrics")}
+    ports = dict(zip(("http", "grpc", "metrics", "api"), free_ports(4)))
     log = (small / "serve.log").open("w")  # Triton's log, which nobody reads here
     process = subprocess.Popen(
         [*EMOTRITON, "serve", *compose_command(), f"--repository={small}", "--host=127.0.0.1",

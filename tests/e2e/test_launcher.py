@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import shutil
 import signal
@@ -18,7 +19,7 @@ import pytest
 from emoclient import Client
 from emoclient.protocol import ADMIN_HEADER
 from emoserve import LauncherError, LocalServer, config
-from emoserve.config import EXIT_TIMEOUT_SECS, free_port
+from emoserve.config import EXIT_TIMEOUT_SECS, free_port, free_ports
 
 from ..support import EMOTRITON
 from .traffic import KEY
@@ -110,8 +111,8 @@ def test_a_broken_repository_fails_with_the_servers_reason(tmp_path: Path) -> No
     assert "no_such_backend" in str(caught.value)
 
 
-def test_serve_command_stops_cleanly_on_sigterm(repository: Path) -> None:
-    ports = [str(free_port()) for _ in range(3)]
+def test_serve_command_serves_the_json_api_and_stops_cleanly_on_sigterm(repository: Path) -> None:
+    ports = [str(port) for port in free_ports(4)]
     serve = subprocess.Popen(
         [
             *EMOTRITON,
@@ -124,6 +125,8 @@ def test_serve_command_stops_cleanly_on_sigterm(repository: Path) -> None:
             ports[1],
             "--metrics-port",
             ports[2],
+            "--api-port",
+            ports[3],
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -139,8 +142,17 @@ def test_serve_command_stops_cleanly_on_sigterm(repository: Path) -> None:
                 break
             banner += line
         assert "go_emotions" in banner and f"127.0.0.1:{ports[1]}" in banner
+        api = f"http://127.0.0.1:{ports[3]}"
+        assert api in banner  # and it answers as soon as the banner says so
+        request = urllib.request.Request(
+            f"{api}/classify",
+            json.dumps({"texts": ["so happy"], "model": "emotion"}).encode(),
+            {"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            assert json.load(answer)["results"][0]["index"] == 0
         server_processes = descendants(serve.pid)
-        assert len(server_processes) > 1  # tritonserver and its python backend stubs
+        assert len(server_processes) > 2  # the API, tritonserver and its python backend stubs
         serve.send_signal(signal.SIGTERM)
         assert serve.wait(timeout=60) == 0
         assert [pid for pid in server_processes if _stat(pid) is not None] == []

@@ -20,11 +20,13 @@ from ..support import ROOT, Block, readme_blocks
 BLOCKS = readme_blocks()
 
 
-def as_printed(code: str, server: LocalServer) -> str:
+def as_printed(code: str, server: LocalServer, json_api: str) -> str:
     """The block with the README's default addresses and repository pointing at the test
-    server's (the session's toy models: go_emotions is a 28-label go_emotions classifier)."""
+    server's (the session's toy models: go_emotions is a 28-label go_emotions classifier) and
+    its JSON API's."""
     return (
-        code.replace("localhost:8001", server.endpoints.grpc_url)
+        code.replace("localhost:8080", json_api.removeprefix("http://"))
+        .replace("localhost:8001", server.endpoints.grpc_url)
         .replace("localhost:8000", server.endpoints.http_url)
         .replace('"model_repository"', f'"{server.config.repository}"')
     )
@@ -38,13 +40,15 @@ def commands_of(code: str) -> list[str]:
 
 
 @pytest.mark.parametrize("block", [b for b in BLOCKS if b.skipped_because is None], ids=str)
-def test_block_runs_as_printed(block: Block, server: LocalServer, tmp_path: Path) -> None:
+def test_block_runs_as_printed(
+    block: Block, server: LocalServer, json_api: str, tmp_path: Path
+) -> None:
     env = {
         **os.environ,
         "EMOTRITON_URL": server.endpoints.grpc_url,
         ADMIN_KEY_VARIABLE: server.admin_key,
     }
-    code = as_printed(block.code, server)
+    code = as_printed(block.code, server, json_api)
     if block.language == "python":
         script = tmp_path / "block.py"
         script.write_text(code)

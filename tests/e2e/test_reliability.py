@@ -218,7 +218,7 @@ def test_sigterm_drains_requests_in_flight_and_leaves_no_shared_memory(
     ports = [str(free_port()) for _ in range(3)]
     serve = subprocess.Popen(
         [*EMOTRITON, "serve", "--repository", str(toy_repository), "--http-port", ports[0],
-         "--grpc-port", ports[1], "--metrics-port", ports[2]],
+         "--grpc-port", ports[1], "--metrics-port", ports[2], "--api-port", "0"],
         env={**os.environ, ADMIN_KEY_VARIABLE: KEY},
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True,
     )  # fmt: skip

@@ -53,6 +53,11 @@ def set_env(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> None:
         (["serve", "--repository", "."], {"EMOTRITON_ADMIN_KEY": "letmein"}, "use 24 or more"),
         (["serve", "--repository", "."], {"EMOTRITON_ADMIN_KEY": "k" * 30 + ":x"}, "only"),
         (["classify", "--model", "x", "--threshold", "1.5", "hi"], {}, "from 0 to 1"),
+        (["api"], {}, "--model is required (or EMOTRITON_MODEL)"),
+        (["api", "--model", "go"], {"EMOTRITON_API_KEYS": "short"}, "at least 24 characters"),
+        (["api", "--model", "go", "--cors-origin", "*"], {}, "list the origins"),
+        (["api", "--model", "go", "--api-keys-file", "missing.keys"], {}, "--api-keys-file"),
+        (["serve", "--grpc-tls-cert", "c", "--grpc-tls-key", "k"], {}, "add --api-port 0"),
     ],
 )
 def test_errors_of_use_are_one_line_and_exit_2(

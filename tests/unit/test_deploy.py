@@ -82,6 +82,7 @@ def test_ports_bind_to_loopback_by_default() -> None:
         "8000",
         "8001",
         "8002",
+        "8080",  # the JSON API
     }
     assert "proxy" not in SERVICES  # the launcher's guards are the way in
 

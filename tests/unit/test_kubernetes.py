@@ -143,7 +143,7 @@ def test_the_pods_way_in_is_the_launchers_guards() -> None:
     compose = SERVICES["triton"]
     published = {int(with_defaults(p).rsplit(":", 1)[1]) for p in compose["ports"]}
     assert {p["containerPort"] for p in server["ports"]} == published
-    assert {args.http_port, args.grpc_port, args.metrics_port} == published
+    assert {args.http_port, args.grpc_port, args.metrics_port, args.api_port} == published
     policy = by_kind_and_name(objects)["NetworkPolicy", "triton"]["spec"]
     assert [p["port"] for p in policy["ingress"][0]["ports"]] == [
         p["name"] for p in server["ports"]

@@ -11,6 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = {
+    "emoapi": ROOT / "api" / "emoapi",
     "emoclient": ROOT / "client" / "emoclient",
     "emoexport": ROOT / "export" / "emoexport",
     "emoserve": ROOT / "server" / "emoserve",
@@ -22,11 +23,12 @@ PACKAGES = {
 # package shares; its clients are for the packages that call a server.
 CONTRACT = {"emoclient", "emoclient.protocol", "emoclient.errors"}
 ALLOWED = {
+    "emoapi": {"emoclient", "emoserve"},  # a caller of the server, with its HTTP limits
     "emoclient": set(),
     "emoexport": CONTRACT,
     "emoserve": CONTRACT,
     "emotrain": {"emoclient", "emoexport"},
-    "emoload": {"emoclient", "emoexport", "emoserve"},
+    "emoload": {"emoapi", "emoclient", "emoexport", "emoserve"},
     "emotriton": set(PACKAGES),
 }
 # From `emoclient` itself, a package on the contract may take only these names.

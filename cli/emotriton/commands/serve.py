@@ -1,4 +1,5 @@
-"""`emotriton serve`: the local Triton server on a model repository, until Ctrl-C or SIGTERM."""
+"""`emotriton serve`: the local Triton server on a model repository, and the JSON API in front
+of it, until Ctrl-C or SIGTERM; `emotriton api`: the JSON API alone, in front of a Triton."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ import os
 import sys
 from pathlib import Path
 
-from ..settings import Add, UsageError
+from ..settings import MODEL_VARIABLE, URL_VARIABLE, Add, UsageError
 from . import Command, stop_on_sigterm
 from .export import REPOSITORY
+
+API_PORT = 8080
+API_KEYS_VARIABLE = "EMOTRITON_API_KEYS"
 
 
 def _options(parser: argparse.ArgumentParser, add: Add) -> None:
@@ -29,6 +33,12 @@ def _options(parser: argparse.ArgumentParser, add: Add) -> None:
         type=int,
         default=STANDARD_ENDPOINTS.metrics_port,
         help="Prometheus metrics port",
+    )
+    add(
+        "--api-port",
+        type=int,
+        default=API_PORT,
+        help="port of the HTTP JSON API in front of Triton (0: none); see `emotriton api`",
     )
     add("--log-verbose", type=int, default=0, help="Triton log verbosity (0 = info)")
     add(
@@ -66,6 +76,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.grpc_tls_cert or args.grpc_tls_key:
         if not (args.grpc_tls_cert and args.grpc_tls_key):
             raise UsageError("--grpc-tls-cert and --grpc-tls-key go together")
+        if args.api_port:
+            raise UsageError("the JSON API connects to Triton without TLS: add --api-port 0")
         tls = GrpcTls(args.grpc_tls_cert, args.grpc_tls_key, args.grpc_tls_client_ca)
     stop_on_sigterm()
     logging.basicConfig(format="emotriton: %(message)s")
@@ -82,6 +94,9 @@ def _run(args: argparse.Namespace) -> int:
         grpc_tls=tls,
         triton_home=args.triton_home,
     )
+    from emoapi.process import ApiProcess
+
+    api: ApiProcess | None = None
     try:
         server.start()
         endpoints = server.endpoints
@@ -89,10 +104,16 @@ def _run(args: argparse.Namespace) -> int:
         with Client(endpoints.http_url, protocol="http", headers=admin) as client:
             names = [info.name for info in client.models()]
         key = "from " + ADMIN_KEY_VARIABLE if os.environ.get(ADMIN_KEY_VARIABLE) else "random"
+        api_line = ""
+        if args.api_port and names:
+            api = ApiProcess(endpoints.grpc_url, args.host, args.api_port, names)
+            api.start()
+            api_line = f"  JSON    {api.url}  (docs: /docs)\n"
         print(
             f"\nemotriton: serving {', '.join(names) or 'no emotion models'} "
             f"from {server.config.repository}\n"
             f"  gRPC    {endpoints.grpc_url}\n  HTTP    http://{endpoints.http_url}\n"
+            f"{api_line}"
             f"  metrics {endpoints.metrics_url}\n"
             f"  response cache {args.cache_mib} MiB\n"
             f"  admin APIs need the header {ADMIN_HEADER} ({key} key)\nCtrl-C stops it.",
@@ -105,7 +126,64 @@ def _run(args: argparse.Namespace) -> int:
         print("\nemotriton: stopping", file=sys.stderr)
         return 0
     finally:
+        if api is not None:
+            api.stop()
         server.stop()
+
+
+def _api_options(parser: argparse.ArgumentParser, add: Add) -> None:
+    from emoapi.settings import DEFAULT_MAX_TEXTS
+
+    add(
+        "--model",
+        action="append",
+        required=True,
+        env=MODEL_VARIABLE,
+        help="a served ensemble, repeated for each; the first is the default (/predict)",
+    )
+    add("--url", default="localhost:8001", env=URL_VARIABLE, help="Triton's gRPC HOST:PORT")
+    add("--host", default="127.0.0.1", help="bind address (0.0.0.0 exposes the API)")
+    add("--port", type=int, default=API_PORT, help="HTTP port")
+    add(
+        "--cors-origin",
+        action="append",
+        help="a browser origin allowed to call the API (https://app.example.com), repeated for "
+        "each; none by default",
+    )
+    add("--max-texts", type=int, default=DEFAULT_MAX_TEXTS, help="texts per request at most")
+    add(
+        "--api-keys-file",
+        type=Path,
+        help=f"a file of API keys, one per line, that inference requests must bear; or the keys, "
+        f"comma-separated, in {API_KEYS_VARIABLE} (default: no key needed)",
+    )
+
+
+def _api_keys(path: Path | None) -> frozenset[str]:
+    """From a file or the environment, never from the command line (`ps` shows that)."""
+    if path is not None:
+        try:
+            return frozenset(line.strip() for line in path.read_text().splitlines() if line.strip())
+        except OSError as error:
+            raise UsageError(f"--api-keys-file {path}: {error.strerror}") from None
+    raw = os.environ.get(API_KEYS_VARIABLE, "")
+    return frozenset(key.strip() for key in raw.split(",") if key.strip())
+
+
+def _run_api(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from emoapi import ApiSettings, create_app
+
+    settings = ApiSettings(
+        triton_url=args.url,
+        models=tuple(args.model),
+        api_keys=_api_keys(args.api_keys_file),
+        cors_origins=tuple(args.cors_origin or ()),
+        max_texts=args.max_texts,
+    )
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
+    return 0
 
 
 COMMANDS = (
@@ -119,5 +197,16 @@ COMMANDS = (
         "memory) need the key in EMOTRITON_ADMIN_KEY (24 characters or more; random when "
         "unset). Triton takes that key only on its command line, so on this host `ps` shows it "
         "in tritonserver's: where other users share the host, mount /proc with hidepid=2.",
+    ),
+    Command(
+        "api",
+        _api_options,
+        _run_api,
+        help="run the HTTP JSON API in front of a Triton server",
+        description="Plain JSON in front of Triton's gRPC: POST /classify, the Hugging Face "
+        "text-classification task at POST /models/<model>, text-embeddings-inference's POST "
+        "/predict, GET /models and /health; OpenAPI at /openapi.json, its page at /docs. "
+        f"With keys ({API_KEYS_VARIABLE} or --api-keys-file), each inference request must bear "
+        "`Authorization: Bearer <key>`.",
     ),
 )
