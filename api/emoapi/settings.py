@@ -5,14 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from emoclient import ConfigurationError
+from emoserve.admin import MIN_KEY_LENGTH  # each key as long as the admin key must be
 from emoserve.http_rules import MAX_BODY_BYTES
 
 # Texts per request: what a caller may send in one body (the SDK splits it into Triton requests
 # of the model's batch size). text-embeddings-inference's `max_client_batch_size` is 32.
 DEFAULT_MAX_TEXTS = 1024
-# Inference routes want `Authorization: Bearer <key>` when keys are set: each is a secret as long
-# as Triton's admin key must be.
-MIN_KEY_LENGTH = 24
 
 
 @dataclass(frozen=True)

@@ -38,8 +38,9 @@ from .errors import PeerUnavailableError
 from .served import ModelStats, counted_metrics, model_stats, read_metrics, settled_metrics
 
 REFERENCE = "served, 32 clients x 1 text"
-JSON_API = "JSON API (/classify)"
 """The run every other is compared with: the load the issue's targets are set at."""
+JSON_API = "JSON API (/classify)"
+"""The runs through the JSON API in front of the same server, named after their route."""
 PEERS_VENV = Path(".venv-peers")
 """Where `make bench-peers` installs perf_analyzer and infinity-emb."""
 MIN_PEER_COSINE = 0.999
