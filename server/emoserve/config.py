@@ -116,6 +116,15 @@ class Endpoints:
     grpc_port: int
     metrics_port: int
 
+    @classmethod
+    def picked(
+        cls, host: str, http: int | None, grpc: int | None, metrics: int | None
+    ) -> Endpoints:
+        """The ports given, and free ones for those left as None: picked now, so that a client
+        can be made before the server starts (one taken by then fails the start at once)."""
+        free = iter(free_ports(3, host))
+        return cls(host, *(port or next(free) for port in (http, grpc, metrics)))
+
     @property
     def grpc_url(self) -> str:
         return f"{client_host(self.host)}:{self.grpc_port}"

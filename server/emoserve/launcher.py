@@ -16,14 +16,7 @@ from typing import IO
 from . import shared_memory
 from .admin import AdminApi, drain
 from .admin import admin_key as chosen_admin_key
-from .config import (
-    DEFAULT_CACHE_BYTES,
-    STANDARD_ENDPOINTS,
-    Endpoints,
-    GrpcTls,
-    ServerConfig,
-    free_ports,
-)
+from .config import DEFAULT_CACHE_BYTES, STANDARD_ENDPOINTS, Endpoints, GrpcTls, ServerConfig
 from .distribution import TritonDistribution
 from .errors import LauncherError
 from .http_guard import HttpGuard, open_front_door
@@ -52,12 +45,7 @@ class LocalServer:
         admin_key: str | None = None,
         cache_bytes: int = DEFAULT_CACHE_BYTES,
     ) -> None:
-        # Ports not given are picked free now, so that a client can be made before the server
-        # starts; one taken by then fails the start at once (the guards bind first).
-        free = iter(free_ports(3, host))
-        endpoints = Endpoints(
-            host, *(port or next(free) for port in (http_port, grpc_port, metrics_port))
-        )
+        endpoints = Endpoints.picked(host, http_port, grpc_port, metrics_port)
         key = chosen_admin_key(admin_key)
         self.config = config = ServerConfig.create(
             repository, endpoints, admin_key=key, cache_bytes=cache_bytes,

@@ -160,3 +160,10 @@ def test_the_check_catches_a_loop_through_a_type_checking_import(tmp_path: Path)
     )
     (package / "other.py").write_text("from . import launcher\n")
     assert cycles(import_graph({"pkg": package})) == [["pkg.launcher", "pkg.supervisor"]]
+
+
+def test_the_launcher_stays_a_facade_over_its_parts() -> None:
+    """Config, process, guards, admin and watchdog live in their own modules; LocalServer only
+    composes them (it once was 284 lines doing all of it)."""
+    launcher = ROOT / "server" / "emoserve" / "launcher.py"
+    assert len(launcher.read_text().splitlines()) < 120

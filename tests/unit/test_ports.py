@@ -65,3 +65,13 @@ def test_ports_picked_together_are_different_and_none_is_promised_already() -> N
     for _ in range(50):
         picked = free_ports(3, taken=promised)
         assert len(set(picked)) == 3 and not set(picked) & set(promised)
+
+
+def test_endpoints_keep_the_ports_given_and_pick_free_ones_for_the_rest() -> None:
+    from emoserve.config import Endpoints, free_port
+
+    given = free_port()
+    endpoints = Endpoints.picked("127.0.0.1", None, given, None)
+    assert endpoints.grpc_port == given
+    picked = {endpoints.http_port, endpoints.metrics_port}
+    assert len(picked) == 2 and given not in picked and 0 not in picked
