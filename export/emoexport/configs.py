@@ -248,10 +248,20 @@ class Step:
     output_map: Mapping[str, str]
 
 
+# Beside the ensemble's config.pbtxt: its labels, one a line in SCORES' order. SCORES names it
+# as its label_filename, so that any KServe v2 client can ask Triton's classification extension
+# for the top k ("parameters": {"classification": k}) and get "score:index:label" strings.
+LABELS_FILE = "labels.txt"
+
+
+def labels_file(labels: Sequence[str]) -> str:
+    return "".join(f"{label}\n" for label in labels)
+
+
 def ensemble_config(
     name: str,
     steps: Sequence[Step],
-    num_labels: int,
+    labels: Sequence[str],
     parameters: Mapping[str, str],
     *,
     batching: Batching,
@@ -262,8 +272,9 @@ def ensemble_config(
         platform="ensemble",
         max_batch_size=batching.max_batch_size,
         input=[_tensor(protocol.TEXT_INPUT, mc.TYPE_STRING, [1])],
-        output=_decision_outputs(num_labels),
+        output=_decision_outputs(len(labels)),
     )
+    config.output[0].label_filename = LABELS_FILE
     for step in steps:
         config.ensemble_scheduling.step.add(
             model_name=step.model_name,

@@ -70,11 +70,13 @@ class ExportResult:
 
 @dataclass(frozen=True)
 class ModelFolder:
-    """One Triton model to write: its config, and files placed in its version folder."""
+    """One Triton model to write: its config, files placed in its version folder, and text
+    files written beside the config (the ensemble's labels)."""
 
     name: str
     config: mc.ModelConfig
     files: dict[str, Path] = field(default_factory=dict)
+    beside: dict[str, str] = field(default_factory=dict)
 
 
 # Every model folder an export of NAME may write, besides NAME itself: all are replaced together.
@@ -114,6 +116,8 @@ def staged(folders: list[ModelFolder], repository: Path, version: int) -> Iterat
             files = staging / folder.name / str(version)
             files.mkdir(parents=True)
             configs.write(folder.config, staging / folder.name)
+            for filename, text in folder.beside.items():
+                (staging / folder.name / filename).write_text(text)
             for filename, source in folder.files.items():
                 shutil.copyfile(source, files / filename)
         yield staging
@@ -258,11 +262,12 @@ class _Ensemble:
         ensemble = configs.ensemble_config(
             self.options.name,
             self.steps,
-            num_labels,
+            scheme.labels,
             published,
             batching=self.options.batching,
         )
-        return [*self.folders, ModelFolder(self.options.name, ensemble)]
+        labels = {configs.LABELS_FILE: configs.labels_file(scheme.labels)}
+        return [*self.folders, ModelFolder(self.options.name, ensemble, beside=labels)]
 
     def _add(
         self,

@@ -38,6 +38,8 @@ class LabelScheme:
     def __post_init__(self) -> None:
         if len(set(self.labels)) != len(self.labels):
             raise LabelSchemeError(f"label names must be unique: {self.labels}")
+        if any(not label.strip() or "\n" in label for label in self.labels):
+            raise LabelSchemeError(f"each label name must be one line of text: {self.labels}")
         if (self.decision == "threshold") != (self.thresholds is not None):
             raise LabelSchemeError("thresholds go with the threshold decision, and only with it")
         if self.thresholds is not None:

@@ -295,6 +295,35 @@ def test_tritonclient_grpc_sync_aio_and_streaming(door: Door, expected: np.ndarr
     assert np.array_equal(asyncio.run(call()), expected)
 
 
+def top_labels(door: Door, expected: np.ndarray, k: int) -> list[list[str]]:
+    """Triton's classification extension's answer for `expected`: "score:index:label", the
+    score as C's %f prints it, highest first."""
+    with Client(door.grpc) as client:
+        labels = client.model(MODEL).labels
+    return [
+        [f"{row[i]:f}:{i}:{labels[i]}" for i in np.argsort(-row, kind="stable")[:k]]
+        for row in expected
+    ]
+
+
+def test_the_classification_extension_names_the_top_labels(door: Door, expected) -> None:
+    """Any v2 client can ask Triton for the top k labels: SCORES declares its label file."""
+    want = top_labels(door, expected, 3)
+    for module, url in ((httpclient, door.http), (grpcclient, door.grpc)):
+        client = module.InferenceServerClient(url)
+        top = module.InferRequestedOutput("SCORES", class_count=3)
+        answer = client.infer(MODEL, [triton_input(module)], outputs=[top])
+        got = [[entry.decode() for entry in row] for row in answer.as_numpy("SCORES")]
+        assert got == want, module.__name__
+    body = request_json()
+    body["outputs"] = [{"name": "SCORES", "parameters": {"classification": 2}}]
+    status, answer = curl(door, *JSON, body=json.dumps(body).encode())
+    assert status == 200, answer
+    (scores,) = json.loads(answer)["outputs"]
+    assert scores["datatype"] == "BYTES" and scores["shape"] == [len(TEXTS), 2]
+    assert scores["data"] == [label for row in top_labels(door, expected, 2) for label in row]
+
+
 KSERVE_CLIENT = """
 import asyncio, json, sys
 from kserve import InferenceGRPCClient, InferenceRESTClient, InferInput, InferRequest, RESTConfig

@@ -48,10 +48,13 @@ def test_render_round_trips() -> None:
     assert text_format.Parse(configs.render(config), mc.ModelConfig()) == config
 
 
+def ensemble() -> mc.ModelConfig:
+    step = configs.Step("m", {"a": "b"}, {"c": "d"})
+    return configs.ensemble_config("e", [step], ("x", "y"), {}, batching=configs.Batching())
+
+
 def test_the_version_check_finds_a_field_2_51_lacks_however_deep() -> None:
-    config = configs.ensemble_config(
-        "e", [configs.Step("m", {"a": "b"}, {"c": "d"})], 2, {}, batching=configs.Batching()
-    )
+    config = ensemble()
     assert not fields_used(config) & NEWER_THAN_2_51
     assert ("ModelEnsembling", "step") in fields_used(config)
     config.ensemble_scheduling.max_inflight_requests = 4
@@ -92,7 +95,13 @@ def test_every_model_is_warmed_up_with_the_shapes_it_serves() -> None:
 
 
 def test_the_ensemble_asks_for_the_response_cache() -> None:
-    config = configs.ensemble_config(
-        "e", [configs.Step("m", {"a": "b"}, {"c": "d"})], 2, {}, batching=configs.Batching()
-    )
+    config = ensemble()
     assert config.response_cache.enable
+
+
+def test_the_ensembles_scores_name_their_labels_for_the_classification_extension() -> None:
+    config = ensemble()
+    scores, predicted = config.output
+    assert scores.name == wire.SCORES_OUTPUT and scores.label_filename == configs.LABELS_FILE
+    assert not predicted.label_filename  # booleans are no scores to rank
+    assert configs.labels_file(("x", "y")).splitlines() == ["x", "y"]

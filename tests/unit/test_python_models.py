@@ -114,6 +114,9 @@ def test_label_scheme_validates_thresholds() -> None:
         LabelScheme(("a", "a"), "softmax", "argmax")
     with pytest.raises(LabelSchemeError, match="only with it"):
         LabelScheme(("a",), "softmax", "argmax", (0.5,))
+    for label in ("", " ", "two\nlines"):  # labels.txt holds one label a line
+        with pytest.raises(LabelSchemeError, match="one line"):
+            LabelScheme(("a", label), "softmax", "argmax")
     assert json.loads(LabelScheme(("x", "y"), "softmax", "argmax").parameters()["labels"]) == [
         "x",
         "y",
