@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test lint security demo serve head model emotion-model bench-peers clean
+.PHONY: setup browser test lint security demo serve head model emotion-model bench-peers clean
 
 # The venv is rebuilt when the dependency pins change. torch is pinned to the CPU wheel.
 $(STAMP): pyproject.toml constraints.txt
@@ -17,6 +17,13 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+# The docs page's browser test (tests/e2e/test_docs_page.py) drives Debian's chromium; without
+# it that test is skipped. CI installs it.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+		sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$sudo apt-get update -q && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; }
 
 lint: setup
 	$(BIN)/ruff check .
