@@ -234,9 +234,20 @@ def _served_loads(
     reading = read_metrics(options.metrics_url)
     for contender, items, workers in loads:
         calls = warmed(make_call, workers, items[0])
-        before = counted_metrics(options.metrics_url, reading, dict.fromkeys(models, workers))
+        before = counted_metrics(
+            options.metrics_url,
+            reading,
+            dict.fromkeys(models, workers),
+            dict.fromkeys(options.models, workers * len(items[0])),
+        )
         report.runs.append(timed(contender, items, calls))
-        reading = counted_metrics(options.metrics_url, before, dict.fromkeys(models, len(items)))
+        texts = sum(map(len, items))
+        reading = counted_metrics(
+            options.metrics_url,
+            before,
+            dict.fromkeys(models, len(items)),
+            dict.fromkeys(options.models, texts),
+        )
         report.triton[contender] = model_stats(before, reading, options.models)
 
 

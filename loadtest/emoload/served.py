@@ -78,20 +78,25 @@ def counted_metrics(
     url: str,
     since: dict[tuple[str, str], float],
     answered: Mapping[str, int],
+    inferred: Mapping[str, int] | None = None,
     timeout: float = 30.0,
 ) -> dict[tuple[str, str], float]:
     """The counters once each model of `answered` has counted that many more successful requests
-    than in `since`: Triton counts a request just after answering it, so a reading taken as the
-    last answer arrives can miss it. LoadTestError when Triton has not counted them by
-    `timeout`."""
+    than in `since`, and each of `inferred` that many more texts. Triton counts a request just
+    after answering it, and a backend reports its batch's statistics (texts, executions) after
+    each request's, so a reading taken as the last answer arrives can miss either. LoadTestError
+    when Triton has not counted them by `timeout`."""
+    expected = {(_SUCCESS, model): n for model, n in answered.items()}
+    expected |= {(_COUNTERS["texts"], model): n for model, n in (inferred or {}).items()}
     deadline = time.monotonic() + timeout
     while True:
         reading = read_metrics(url)
-        counted = {
-            model: int(reading.get((_SUCCESS, model), 0.0) - since.get((_SUCCESS, model), 0.0))
-            for model in answered
+        missing = {
+            f"{metric} of {model}": n - counted
+            for (metric, model), n in expected.items()
+            if (counted := int(reading.get((metric, model), 0.0) - since.get((metric, model), 0.0)))
+            < n
         }
-        missing = {model: n - counted[model] for model, n in answered.items() if counted[model] < n}
         if not missing:
             return reading
         if time.monotonic() > deadline:

@@ -121,7 +121,8 @@ def test_concurrent_requests_of_different_lengths_merge_into_fewer_encoder_runs(
         served = np.array(list(pool.map(classify, texts)))
     models = composing_models(repository, "go_emotions")
     answered = dict.fromkeys(["go_emotions", *models], len(texts))
-    after = counted_metrics(server.endpoints.metrics_url, before, answered)
+    inferred = dict.fromkeys(models, len(texts))
+    after = counted_metrics(server.endpoints.metrics_url, before, answered, inferred)
     encoder = model_stats(before, after, models)[models.index("go_emotions_encoder")]
     assert encoder.texts == len(texts)
     assert encoder.executions < len(texts)

@@ -67,26 +67,31 @@ def test_metrics_lines_of_the_cache_and_of_inference_are_read(monkeypatch) -> No
 
 
 def test_counters_are_read_once_triton_has_counted_every_answer_it_sent(monkeypatch) -> None:
-    """Triton counts a request just after answering it: the reading waits for the late count,
-    and a count that never comes is an error, not a silently wrong figure."""
+    """Triton counts a request just after answering it, and a batch's texts after its requests:
+    the reading waits for both late counts, and a count that never comes is an error, not a
+    silently wrong figure."""
     import pytest
 
     from emoload import served
     from emoload.errors import LoadTestError
 
-    success = "nv_inference_request_success"
-    since = {(success, "go"): 5.0, (success, "go_encoder"): 5.0}
+    success, texts = "nv_inference_request_success", "nv_inference_count"
+    since = {(success, "go"): 5.0, (success, "go_encoder"): 5.0, (texts, "go_encoder"): 20.0}
     readings = iter(
         [
-            {(success, "go"): 8.0, (success, "go_encoder"): 7.0},  # the encoder's last: not yet
-            {(success, "go"): 8.0, (success, "go_encoder"): 8.0},
+            # the encoder's last request: not yet
+            {(success, "go"): 8.0, (success, "go_encoder"): 7.0, (texts, "go_encoder"): 26.0},
+            # every request, but not the last batch's texts
+            {(success, "go"): 8.0, (success, "go_encoder"): 8.0, (texts, "go_encoder"): 26.0},
+            {(success, "go"): 8.0, (success, "go_encoder"): 8.0, (texts, "go_encoder"): 29.0},
         ]
     )
     monkeypatch.setattr(served, "read_metrics", lambda url: next(readings))
-    answered = {"go": 3, "go_encoder": 3}
-    assert served.counted_metrics("http://metrics", since, answered)[(success, "go_encoder")] == 8
+    answered, inferred = {"go": 3, "go_encoder": 3}, {"go_encoder": 9}
+    reading = served.counted_metrics("http://metrics", since, answered, inferred)
+    assert reading[(texts, "go_encoder")] == 29
     monkeypatch.setattr(served, "read_metrics", lambda url: since)
-    with pytest.raises(LoadTestError, match="'go': 3"):
+    with pytest.raises(LoadTestError, match="nv_inference_request_success of go': 3"):
         served.counted_metrics("http://metrics", since, answered, timeout=0.0)
 
 
