@@ -50,7 +50,8 @@ $(CHECKOV_STAMP):
 security: $(CHECKOV_STAMP)
 	@command -v kubectl >/dev/null || { echo "make security: checkov needs kubectl"; exit 1; }
 	$(CHECKOV) --framework dockerfile kustomize secrets -d deploy
-	$(CHECKOV) --framework secrets -f docker-compose.yml -f docker-compose.gpu.yml -f docker-compose.monitoring.yml
+	$(CHECKOV) --framework secrets -f docker-compose.yml -f docker-compose.gpu.yml -f docker-compose.monitoring.yml \
+		-f docker-compose.tracing.yml
 
 # The peers `emotriton bench` drives when they are installed: Triton's perf_analyzer and
 # infinity-emb, in a venv of their own (their pins clash with the project's). No torchvision:

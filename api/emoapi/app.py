@@ -30,6 +30,7 @@ from .errors import (
 )
 from .limits import BodyLimit
 from .settings import ApiSettings
+from .tracing import traced
 
 _bearer = HTTPBearer(auto_error=False, description="an API key, when the operator set keys")
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -64,6 +65,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
         async with AsyncClient(settings.triton_url) as client:
             app.state.client = client
             yield
+        if provider is not None:
+            provider.shutdown()  # sends the spans not sent yet
 
     app = FastAPIOffline(
         title="emotriton",
@@ -80,6 +83,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
             allow_headers=["Authorization", "Content-Type"],
         )
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    provider = None if settings.tracing is None else traced(app, settings.tracing)
 
     async def authorized(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],

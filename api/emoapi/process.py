@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from emoclient import EmotritonError
 from emoserve.config import client_host
+from emoserve.tracing import Tracing
 
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
@@ -22,13 +23,22 @@ class ApiStartError(EmotritonError):
 
 
 class ApiProcess:
-    """`emotriton api` in front of the Triton at `grpc_url`, serving `models`; started, it
-    answers HTTP (503 on /health until Triton is ready)."""
+    """`emotriton api` in front of the Triton at `grpc_url`, serving `models`, its spans sent as
+    `tracing` says; started, it answers HTTP (503 on /health until Triton is ready)."""
 
-    def __init__(self, grpc_url: str, host: str, port: int, models: Sequence[str]) -> None:
+    def __init__(
+        self,
+        grpc_url: str,
+        host: str,
+        port: int,
+        models: Sequence[str],
+        tracing: Tracing | None = None,
+    ) -> None:
         self.command = [sys.executable, "-m", "emotriton", "api", "--url", grpc_url]
         self.command += ["--host", host, "--port", str(port)]
         self.command += [f"--model={name}" for name in models]
+        if tracing is not None:
+            self.command += [f"--trace-url={tracing.url}", f"--trace-rate={tracing.rate}"]
         self.url = f"http://{client_host(host)}:{port}"
         self.process: subprocess.Popen[bytes] | None = None
 

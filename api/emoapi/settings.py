@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from emoclient import ConfigurationError
 from emoserve.admin import MIN_KEY_LENGTH  # each key as long as the admin key must be
 from emoserve.http_rules import MAX_BODY_BYTES
+from emoserve.tracing import Tracing
 
 # Texts per request: what a caller may send in one body (the SDK splits it into Triton requests
 # of the model's batch size). text-embeddings-inference's `max_client_batch_size` is 32.
@@ -21,6 +22,7 @@ class ApiSettings:
     cors_origins: tuple[str, ...] = ()  # browser origins allowed to call; empty: none
     max_texts: int = DEFAULT_MAX_TEXTS
     max_body_bytes: int = MAX_BODY_BYTES  # Triton's HTTP guard's limit
+    tracing: Tracing | None = None  # where its spans go, sampled as Triton's
 
     def __post_init__(self) -> None:
         if not self.models:

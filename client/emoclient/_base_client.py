@@ -24,6 +24,7 @@ import numpy.typing as npt
 from tritonclient.utils import InferenceServerException
 
 from . import protocol as wire
+from ._trace_context import trace_headers
 from .errors import (
     ConfigurationError,
     EmotritonError,
@@ -604,7 +605,7 @@ class BaseClient:
             model,
             [text],
             outputs=outputs,
-            headers=self.headers,
+            headers={**self.headers, **trace_headers()},
             priority=priority,
             **deadline,
         )

@@ -4,6 +4,7 @@ from .admin import ADMIN_HEADER, ADMIN_KEY_VARIABLE
 from .config import Endpoints, GrpcTls
 from .errors import LauncherError
 from .launcher import LocalServer
+from .tracing import Tracing
 
 __all__ = [
     "ADMIN_HEADER",
@@ -12,4 +13,5 @@ __all__ = [
     "GrpcTls",
     "LauncherError",
     "LocalServer",
+    "Tracing",
 ]

@@ -17,6 +17,7 @@ from .admin import restriction_flags
 from .distribution import TritonDistribution, Version
 from .errors import LauncherError
 from .http_rules import MAX_BODY_BYTES
+from .tracing import Tracing
 
 # Seconds a stopping server gives its requests in flight: the launcher's drain and Triton's own
 # exit timeout share them (deployments allow a little more: docs/reliability.md).
@@ -191,6 +192,7 @@ class ServerConfig:
     log_verbose: int = 0
     grpc_tls: GrpcTls | None = None
     startup_timeout: float = 180.0
+    tracing: Tracing | None = None
 
     @classmethod
     def create(
@@ -203,6 +205,7 @@ class ServerConfig:
         log_verbose: int = 0,
         grpc_tls: GrpcTls | None = None,
         startup_timeout: float = 180.0,
+        tracing: Tracing | None = None,
     ) -> ServerConfig:
         """Triton's HTTP servers on loopback, behind the guards on `endpoints`; ports of 0 are
         picked free once the guards hold theirs (with_free_ports)."""
@@ -219,6 +222,7 @@ class ServerConfig:
             log_verbose=log_verbose,
             grpc_tls=grpc_tls,
             startup_timeout=startup_timeout,
+            tracing=tracing,
         )
 
     def with_free_ports(self, endpoints: Endpoints) -> ServerConfig:
@@ -266,4 +270,5 @@ class ServerConfig:
             *self.cache_flags(distribution),
             *(() if has_nvidia_gpu() else CPU_ONLY_FLAGS),
             *(self.grpc_tls.arguments() if self.grpc_tls else []),
+            *(self.tracing.triton_flags() if self.tracing else []),
         ]

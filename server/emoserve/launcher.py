@@ -22,6 +22,7 @@ from .errors import LauncherError
 from .http_guard import HttpGuard, open_front_door
 from .process import TritonProcess
 from .supervisor import Supervisor
+from .tracing import Tracing
 
 
 class LocalServer:
@@ -44,11 +45,12 @@ class LocalServer:
         triton_home: Path | None = None,
         admin_key: str | None = None,
         cache_bytes: int = DEFAULT_CACHE_BYTES,
+        tracing: Tracing | None = None,
     ) -> None:
         endpoints = Endpoints.picked(host, http_port, grpc_port, metrics_port)
         key = chosen_admin_key(admin_key)
         self.config = config = ServerConfig.create(
-            repository, endpoints, admin_key=key, cache_bytes=cache_bytes,
+            repository, endpoints, admin_key=key, cache_bytes=cache_bytes, tracing=tracing,
             log_verbose=log_verbose, grpc_tls=grpc_tls, startup_timeout=startup_timeout,
         )  # fmt: skip
         self.endpoints, self.admin_key = endpoints, key

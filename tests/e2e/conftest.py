@@ -17,10 +17,11 @@ from emoexport.exporter import ExportOptions, ExportResult, export_classifier
 from emoexport.labels import GO_EMOTIONS_LABELS
 from emoexport.locate import MINILM_L6
 from emoexport.recipes import GO_EMOTIONS_CARD_THRESHOLDS
-from emoserve import LocalServer
+from emoserve import LocalServer, Tracing
 from emoserve.config import free_port
 from emotrain import toy_models
 
+from .collector import Collector
 from .models import (
     GENERIC_LABELS,
     MAX_LENGTH,
@@ -102,8 +103,22 @@ def exported(
 
 
 @pytest.fixture(scope="session")
-def server(repository: Path) -> Iterator[LocalServer]:
-    with LocalServer(repository) as running:
+def trace_collector() -> Iterator[Collector]:
+    collector = Collector()
+    yield collector
+    collector.stop()
+
+
+@pytest.fixture(scope="session")
+def tracing(trace_collector: Collector) -> Tracing:
+    """The session server's and JSON API's: spans of the requests that carry a sampled context,
+    and of no other."""
+    return Tracing(trace_collector.url, rate=0)
+
+
+@pytest.fixture(scope="session")
+def server(repository: Path, tracing: Tracing) -> Iterator[LocalServer]:
+    with LocalServer(repository, tracing=tracing) as running:
         yield running
 
 
@@ -112,9 +127,10 @@ API_MODELS = ("go_emotions", "emotion")
 
 
 @pytest.fixture(scope="session")
-def json_api(server: LocalServer) -> Iterator[str]:
+def json_api(server: LocalServer, tracing: Tracing) -> Iterator[str]:
     """`emotriton api` in front of the test server: its base URL."""
-    with ApiProcess(server.endpoints.grpc_url, "127.0.0.1", free_port(), API_MODELS) as api:
+    url = server.endpoints.grpc_url
+    with ApiProcess(url, "127.0.0.1", free_port(), API_MODELS, tracing) as api:
         yield api.url
 
 

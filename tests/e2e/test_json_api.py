@@ -7,15 +7,19 @@ from __future__ import annotations
 
 import json
 import math
+import secrets
 import subprocess
 
 import pytest
 import requests
 from huggingface_hub import InferenceClient
 
+from emoapi.tracing import API_SERVICE
 from emoclient import Client, protocol
 from emoserve import LocalServer
+from emoserve.tracing import TRITON_SERVICE
 
+from .collector import Collector
 from .conftest import API_MODELS
 
 TEXTS = ["I love this so much", "this is awful", "", "what just happened?"]
@@ -97,3 +101,30 @@ def test_what_triton_or_the_sdk_refuses_is_a_typed_json_error(json_api: str) -> 
     step = requests.post(f"{json_api}/models/emotion_encoder", json={"inputs": "x"}, timeout=30)
     assert step.status_code == 404
     assert requests.get(f"{json_api}/health", timeout=30).json()["status"] == "ok"
+
+
+def test_one_request_is_one_trace_through_the_front_end_and_triton(
+    json_api: str, trace_collector: Collector
+) -> None:
+    """A caller's sampled context: the front end's span is its child, and Triton's spans (the
+    request's, the ensemble's and each step's) join the same trace under the front end's. An
+    unsampled context is traced by neither: Triton traces any context it is given, so the SDK
+    gives it only a sampled one."""
+    sampled, unsampled = (f"{secrets.randbits(128) | 1:032x}" for _ in range(2))
+    caller = f"{secrets.randbits(64) | 1:016x}"
+    for trace_id, flags in ((unsampled, "00"), (sampled, "01")):
+        answer = requests.post(
+            f"{json_api}/classify",
+            json={"texts": ["I love this so much"], "model": "go_emotions"},
+            headers={"traceparent": f"00-{trace_id}-{caller}-{flags}"},
+            timeout=30,
+        )
+        assert answer.status_code == 200
+    spans = trace_collector.wait_for(sampled, {API_SERVICE, TRITON_SERVICE})
+    front = [span for span in spans if span.service == API_SERVICE]
+    triton = [span for span in spans if span.service == TRITON_SERVICE]
+    (request,) = [span for span in front if span.parent_id == caller]
+    assert request.name == "POST /classify"
+    # Triton's tree hangs from the front end's request span, and from nothing else.
+    assert {s.parent_id for s in triton} - {s.span_id for s in triton} == {request.span_id}
+    assert not trace_collector.of_trace(unsampled)

@@ -591,6 +591,32 @@ def test_the_admin_key_travels_in_the_header_triton_reads(protocol: str, header:
         assert keyed._index_request().keywords["headers"] == {header: "k"}
 
 
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_a_sampled_span_travels_to_triton_as_its_w3c_trace_context(protocol: str) -> None:
+    """Triton's spans of the request join the caller's trace. Only a sampled span's: Triton
+    traces every request that carries a context, whatever its flags."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON
+
+    with Client(DEFAULT_URLS[protocol], protocol=protocol, admin_key="k") as client:
+
+        def headers() -> dict[str, str]:
+            return client._infer_request("toy", encode_texts(["hi"]), 1).keywords["headers"]
+
+        assert headers() == client.headers  # no span
+        tracer = TracerProvider(sampler=ALWAYS_ON).get_tracer("caller")
+        with tracer.start_as_current_span("call") as span:
+            context = span.get_span_context()
+            sent = headers()
+        version, trace_id, span_id, flags = sent.pop("traceparent").split("-")
+        assert version == "00"
+        assert sent == client.headers
+        assert (trace_id, span_id) == (f"{context.trace_id:032x}", f"{context.span_id:016x}")
+        assert int(flags, 16) & 1  # sampled
+        with TracerProvider(sampler=ALWAYS_OFF).get_tracer("caller").start_as_current_span("x"):
+            assert headers() == client.headers
+
+
 def test_without_the_index_health_lists_no_model_and_not_found_names_none() -> None:
     assert health_of(True, True, None, "grpc") == Health(live=True, ready=True, models={})
     error = ModelNotFoundError("nope", None)

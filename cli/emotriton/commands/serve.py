@@ -8,10 +8,14 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..settings import MODEL_VARIABLE, URL_VARIABLE, Add, UsageError
 from . import Command, stop_on_sigterm
 from .export import REPOSITORY
+
+if TYPE_CHECKING:
+    from emoserve.tracing import Tracing
 
 API_PORT = 8080
 API_KEYS_VARIABLE = "EMOTRITON_API_KEYS"
@@ -55,6 +59,7 @@ def _options(parser: argparse.ArgumentParser, add: Add) -> None:
         help="seconds Triton may take to load every model and become ready (a TensorRT engine "
         "build takes minutes)",
     )
+    _tracing_options(add)
     add("--grpc-tls-cert", type=Path, help="PEM server certificate: serve gRPC over TLS")
     add("--grpc-tls-key", type=Path, help="PEM key of --grpc-tls-cert")
     add("--grpc-tls-client-ca", type=Path, help="PEM CA that client certificates must chain to")
@@ -64,6 +69,29 @@ def _options(parser: argparse.ArgumentParser, add: Add) -> None:
         help="an installed Triton to run, such as /opt/tritonserver in NGC images "
         "(default: the nvidia-pytriton wheel's)",
     )
+
+
+def _tracing_options(add: Add) -> None:
+    from emoserve.tracing import DEFAULT_TRACE_RATE
+
+    add(
+        "--trace-url",
+        help="an OTLP/HTTP endpoint that takes OpenTelemetry spans of Triton and the JSON API, "
+        "such as http://localhost:4318/v1/traces (default: no tracing)",
+    )
+    add(
+        "--trace-rate",
+        type=int,
+        default=DEFAULT_TRACE_RATE,
+        help="with --trace-url: trace 1 request in N of those that come without a W3C trace "
+        "context (0: none); a request with a sampled context is always traced",
+    )
+
+
+def tracing_of(args: argparse.Namespace) -> Tracing | None:
+    from emoserve.tracing import Tracing
+
+    return Tracing(args.trace_url, args.trace_rate) if args.trace_url else None
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -93,6 +121,7 @@ def _run(args: argparse.Namespace) -> int:
         stream_logs=True,
         grpc_tls=tls,
         triton_home=args.triton_home,
+        tracing=tracing_of(args),
     )
     from emoapi.process import ApiProcess
 
@@ -106,7 +135,7 @@ def _run(args: argparse.Namespace) -> int:
         key = "from " + ADMIN_KEY_VARIABLE if os.environ.get(ADMIN_KEY_VARIABLE) else "random"
         api_line = ""
         if args.api_port and names:
-            api = ApiProcess(endpoints.grpc_url, args.host, args.api_port, names)
+            api = ApiProcess(endpoints.grpc_url, args.host, args.api_port, names, tracing_of(args))
             api.start()
             api_line = f"  JSON    {api.url}  (docs: /docs)\n"
         print(
@@ -157,6 +186,7 @@ def _api_options(parser: argparse.ArgumentParser, add: Add) -> None:
         help=f"a file of API keys, one per line, that inference requests must bear; or the keys, "
         f"comma-separated, in {API_KEYS_VARIABLE} (default: no key needed)",
     )
+    _tracing_options(add)
 
 
 def _api_keys(path: Path | None) -> frozenset[str]:
@@ -181,6 +211,7 @@ def _run_api(args: argparse.Namespace) -> int:
         api_keys=_api_keys(args.api_keys_file),
         cors_origins=tuple(args.cors_origin or ()),
         max_texts=args.max_texts,
+        tracing=tracing_of(args),
     )
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
     return 0
