@@ -85,11 +85,11 @@ def measure(repository: Path, model: str, texts: Iterator[str], steady: int) -> 
         after_start = _p50_ms(client, model, texts, FIRST)
         steady_state = _p50_ms(client, model, texts, steady)
         assert server.process is not None
-        (stub,) = [
+        stub = next(  # one of the encoder's two instances
             pid
             for pid, name in backend_processes(server.process.pid).items()
             if name == f"{model}_encoder"
-        ]
+        )
         os.kill(stub, signal.SIGKILL)
         _ready_after_repair(server)
         after_repair = _p50_ms(client, model, texts, FIRST)

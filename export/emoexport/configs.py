@@ -75,8 +75,9 @@ def _batched(
     # Two priorities, interactive first (Triton's own ordering): a bulk job's requests wait
     # behind every interactive one, in a deeper queue with a longer deadline of their own.
     # Batches of queued requests stop at the preferred size: an interactive request waits for
-    # at most one short batch of bulk work, not a full one (64 texts take 0.35-0.5 s on 2
-    # CPU cores). On CPU a text costs the same alone or in a batch; on a GPU, raise it.
+    # at most one short batch of bulk work (the first to end on either encoder instance), not
+    # a full one (64 texts take 0.35-0.5 s on 2 CPU cores). On CPU a text costs about the
+    # same alone or in a batch; on a GPU, raise it.
     config.dynamic_batching.preferred_batch_size.append(batching.preferred_batch_size)
     config.dynamic_batching.priority_levels = protocol.PRIORITY_BULK
     config.dynamic_batching.default_priority_level = protocol.PRIORITY_INTERACTIVE

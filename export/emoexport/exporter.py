@@ -210,7 +210,9 @@ class _Ensemble:
     def head(self, head: Head, embedding: TensorSpec) -> TensorSpec:
         """The ONNX head, served with one [batch, labels] output (Head.served_model): a few
         small matrix products, on one thread (no pool, nothing to spin), batching only what
-        queued while it ran. Returns the tensor it adds to the ensemble."""
+        queued while it ran. One instance: without priorities or a queue policy its batcher
+        prepares the next batch while the instance runs, so it never waits for a free one.
+        Returns the tensor it adds to the ensemble."""
         onnx_path = self.work / "head.onnx"
         onnx.save(head.served_model(), str(onnx_path))
         scores = TensorSpec(POSITIVE_SCORES, mc.TYPE_FP32, [len(head.labels)])
@@ -222,7 +224,6 @@ class _Ensemble:
             queue_delay_us=0,
             threads=1,
             device=self.options.device,
-            instances=self.options.instances,
         )
         self._add(
             config,

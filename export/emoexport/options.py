@@ -46,8 +46,10 @@ class Batching:
     max_queue_delay_us: int = option(
         0, "the encoder's batching window in µs (the other models take none)", type=int
     )
+    # 2 on CPU: beside a bulk call on 2 cores, an interactive text's p99 was 2.1-2.5x its
+    # alone with 2, 3.0-3.1x with 4, for 9% less bulk throughput (README, Benchmarks).
     preferred_batch_size: int = option(
-        4,
+        2,
         "texts the encoder batches at most from queued requests, and per request of a bulk "
         "call: a short batch is what a request that arrives behind it waits for",
         type=int,
@@ -84,7 +86,11 @@ class ExportOptions:
     )
     batching: Batching = field(default_factory=Batching)
     device: Device = option("auto", "encoder instance kind", choices=DEVICES)
-    instances: int = option(1, "encoder instances per device", type=int)
+    # Two, so that one is always free when a batch is ready: with one, Triton 2.51's dynamic
+    # batcher, once the instance finishes, looks for a free one before that instance waits for
+    # work again, and then sleeps until the next request arrives or 500 ms pass (README:
+    # "Two encoder instances"). Each instance has its own onnxruntime session and threads.
+    instances: int = option(2, "encoder instances per device", type=int)
     revision: str | None = option(None, "hub revision (branch, tag or commit)")
     trust_remote_code: bool = option(
         False,

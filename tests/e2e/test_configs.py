@@ -51,6 +51,8 @@ def test_ensemble_wiring(repository: Path, name: str, encoder_inputs: list[str])
     assert sorted(i.name for i in encoder.input) == sorted(encoder_inputs)
     assert sorted(o.name for o in tokenizer.output) == sorted(encoder_inputs)
     assert encoder.backend == "onnxruntime" and encoder.default_model_filename == "model.onnx"
+    # Two encoder instances: one is free whenever a batch is ready (ExportOptions.instances).
+    assert [group.count for group in encoder.instance_group] == [2]
     assert all(list(i.dims) == [-1] and i.data_type == mc.TYPE_INT64 for i in encoder.input)
     for model in (tokenizer, encoder, postprocess):
         assert model.max_batch_size == ensemble.max_batch_size > 1
@@ -72,6 +74,7 @@ def test_embedding_ensembles_put_the_head_between_encoder_and_postprocess(reposi
     assert [(i.name, list(i.dims)) for i in head.input] == [("logits", [384])]
     assert [(o.name, list(o.dims)) for o in head.output] == [("positive_scores", [len(labels)])]
     assert head.backend == "onnxruntime"
+    assert [group.count for group in head.instance_group] == [1]
     postprocess = load(repository / "minilm_postprocess")
     assert [(i.name, list(i.dims)) for i in postprocess.input] == [("positive_scores", [28])]
     assert ensemble.parameters[protocol.PARAM_ACTIVATION].string_value == "none"

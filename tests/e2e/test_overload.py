@@ -28,7 +28,7 @@ def test_open_loop_overload_is_shed_at_once_and_accounted_for(
     config = text_format.Parse(path.read_text(), mc.ModelConfig())
     config.dynamic_batching.max_queue_delay_microseconds = 20_000
     config.dynamic_batching.default_queue_policy.max_queue_size = 4
-    del config.dynamic_batching.preferred_batch_size[:]  # or batches of 4 skip the window
+    del config.dynamic_batching.preferred_batch_size[:]  # or preferred batches skip the window
     path.write_text(text_format.MessageToString(config))
     texts = [f"{TEXT} ({i}) " * 6 for i in range(50)]
     with LocalServer(repository) as server:
