@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import multiprocessing
 import random
 import time
@@ -71,10 +72,11 @@ class MixOptions:
         )
 
     def interactive_texts(self) -> int:
-        """At most what the interactive clients send alone, and some to spare."""
-        return int(self.interactive_clients * self.interactive_rate * self.interactive_seconds) + (
-            self.interactive_clients
-        )
+        """What the interactive clients send alone, with room to spare: their requests are a
+        Poisson count (exponential pauses), whose standard deviation is the square root of its
+        mean, so the mean plus 5 of those, and the first request of each client."""
+        mean = self.interactive_clients * self.interactive_rate * self.interactive_seconds
+        return int(mean + 5 * math.sqrt(mean)) + self.interactive_clients
 
     def texts_needed(self) -> int:
         """The two bulk calls' texts and the interactive clients' alone, and as many again for
