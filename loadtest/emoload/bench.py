@@ -60,6 +60,10 @@ class Run:
     def texts_per_s(self) -> float:
         return self.texts / self.seconds
 
+    @classmethod
+    def of(cls, contender: str, texts: int, seconds: float, latencies_ms: list[float]) -> Run:
+        return cls(contender, texts, seconds, *_percentiles(latencies_ms))
+
 
 @dataclass
 class BenchReport:
@@ -155,6 +159,12 @@ def warmed(make_call: Callable[[], Call], workers: int, texts: list[str]) -> lis
 
 def timed(contender: str, items: Sequence[list[str]], calls: Sequence[Call]) -> Run:
     """`items` (lists of texts) through one thread per call."""
+    seconds, latencies = latencies_of(items, calls)
+    return Run.of(contender, sum(map(len, items)), seconds, latencies)
+
+
+def latencies_of(items: Sequence[list[str]], calls: Sequence[Call]) -> tuple[float, list[float]]:
+    """`items` through one thread per call: the seconds they took, and each call's ms."""
     pending = iter(items)
     lock = threading.Lock()
     latencies: list[float] = []
@@ -177,9 +187,7 @@ def timed(contender: str, items: Sequence[list[str]], calls: Sequence[Call]) -> 
         thread.start()
     for thread in threads:
         thread.join()
-    seconds = time.perf_counter() - started
-    p50, p95 = _percentiles(latencies)
-    return Run(contender, sum(map(len, items)), seconds, p50, p95)
+    return time.perf_counter() - started, latencies
 
 
 def whole_list(contender: str, texts: list[str], call: Call) -> Run:

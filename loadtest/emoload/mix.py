@@ -25,6 +25,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ from emoclient import AsyncClient
 from emoexport.options import option
 
 from .errors import LoadTestError, require_positive
-from .served import cache_hit_rate, settled_metrics
+from .served import CacheCounts, settled
 
 INTERACTIVE_ALONE, BULK_ALONE, MIXED = "interactive alone", "bulk alone", "mixed"
 
@@ -43,7 +44,6 @@ INTERACTIVE_ALONE, BULK_ALONE, MIXED = "interactive alone", "bulk alone", "mixed
 class MixOptions:
     model: str
     url: str  # gRPC HOST:PORT
-    metrics_url: str
     texts: Sequence[str]  # the phases take disjoint slices of these
     interactive_clients: int = option(8, "interactive clients, one text per request", type=int)
     interactive_rate: float = option(
@@ -293,11 +293,10 @@ def run_mix(options: MixOptions, log: Callable[[str], None] = print) -> MixRepor
     ]
     for name, bulk, interactive in plan:
         log(f"{name}")
-        before = settled_metrics(options.metrics_url)
+        before = settled(partial(CacheCounts.read, options.url, options.model))
         phase = _phase(options, name, bulk, interactive)
-        phase.cache_hit_rate = cache_hit_rate(
-            before, settled_metrics(options.metrics_url), options.model
-        )
+        after = settled(partial(CacheCounts.read, options.url, options.model))
+        phase.cache_hit_rate = (after - before).hit_rate
         report.phases.append(phase)
     return report
 

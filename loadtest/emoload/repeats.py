@@ -7,25 +7,36 @@ earlier request with probability `repeat_share`, chosen uniformly among the earl
 (Simon's 1955 model: a text grows more popular the more it was sent, which gives the Zipf-like
 popularity measured in request logs), and is otherwise the next text of the data, in order.
 
-Two local servers on one repository, one after the other, one without a cache and one with;
-each serves half the texts without repeats, then the replay of the other half, at `clients`
-clients of one text per request. Benchmarks measure; nothing here asserts a timing.
+Two local servers on one repository, one without a cache and one with, both up at once (an
+idle one costs nothing: no thread spins). Half the texts go without repeats, then the replay of
+the other half, at `clients` clients of one text per request, in `rounds` parts: each part goes
+to both servers in turn, which one first alternating, so that the machine's drift during the
+run (±20% between runs on shared cores) falls on both alike. Triton's statistics give what the
+cache costs: the time of its lookups and inserts, against the CPU time a text had.
+Benchmarks measure; nothing here asserts a timing.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import random
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
+from functools import partial
+from itertools import pairwise
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from emoexport.options import option
 
-from .bench import Run, machine, timed, warmed
+from .bench import Call, Run, latencies_of, machine, warmed
 from .errors import LoadTestError
-from .served import cache_hit_rate, counted_metrics, read_metrics
+from .served import CacheCounts, counted_metrics, read_metrics
+
+if TYPE_CHECKING:
+    from emoserve import LocalServer
 
 NO_REPEATS = "no repeats"
 
@@ -51,12 +62,15 @@ class RepeatsOptions:
     )
     clients: int = option(32, "clients, one text per request", type=int)
     cache_mib: int = option(256, "the cached server's response cache, MiB", type=int)
+    rounds: int = option(
+        6, "parts each workload is sent in, each part to both servers in turn", type=int
+    )
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.repeat_share < 1.0:
             raise LoadTestError(f"repeat share is in [0, 1), not {self.repeat_share}")
-        if self.clients < 1 or self.cache_mib < 1:
-            raise LoadTestError("clients and cache MiB must be at least 1")
+        if self.clients < 1 or self.cache_mib < 1 or self.rounds < 1:
+            raise LoadTestError("clients, cache MiB and rounds must be at least 1")
 
 
 @dataclass
@@ -64,7 +78,7 @@ class Served:
     cache_mib: int  # 0: no cache
     workload: str
     run: Run
-    cache_hit_rate: float | None
+    cache: CacheCounts  # all zero without a cache
 
 
 @dataclass
@@ -74,6 +88,7 @@ class RepeatsReport:
     texts: int
     repeat_share: float
     clients: int
+    rounds: int
     runs: list[Served] = field(default_factory=list)
 
     def texts_per_s(self, cached: bool, workload: str) -> float:
@@ -95,19 +110,26 @@ class RepeatsReport:
 
     def to_markdown(self) -> str:
         rows = [
-            "| workload | response cache | texts/s | p50 ms | p95 ms | cache hit rate |",
-            "| --- | --- | ---: | ---: | ---: | ---: |",
+            "| workload | response cache | texts/s | p50 ms | p95 ms | cache hit rate | "
+            "cache µs/lookup | share of the CPU per text |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         for s in self.runs:
             cache = f"{s.cache_mib} MiB" if s.cache_mib else "none"
-            hits = "" if s.cache_hit_rate is None else f"{s.cache_hit_rate:.1%}"
+            rate, lookup_us = s.cache.hit_rate, s.cache.us_per_lookup
+            used = "| | |"
+            if rate is not None and lookup_us is not None:
+                # The cache's time against the CPU time a text had: its lookups and inserts run
+                # on the same cores as everything else.
+                cpu_us_per_text = 1e6 * (os.cpu_count() or 1) / s.run.texts_per_s
+                used = f"{rate:.1%} | {lookup_us:.0f} | {lookup_us / cpu_us_per_text:.2%}"
             rows.append(
                 f"| {s.workload} | {cache} | {s.run.texts_per_s:.0f} | {s.run.p50_ms:.1f} | "
-                f"{s.run.p95_ms:.1f} | {hits} |"
+                f"{s.run.p95_ms:.1f} | {used} |"
             )
         setup = (
             f"{self.model} on {self.machine}: {self.texts} requests of one text at "
-            f"{self.clients} clients."
+            f"{self.clients} clients, in {self.rounds} rounds of both servers."
         )
         ratios = [f"- {w}: {r:.2f}x with the cache" for w, r in self.ratios().items()]
         return "\n".join([setup, "", *rows, "", *ratios]) + "\n"
@@ -124,28 +146,72 @@ def run_repeats(options: RepeatsOptions, log: Callable[[str], None] = print) -> 
         NO_REPEATS: list(options.texts[:half]),
         replayed: replay(options.texts[half : 2 * half], options.repeat_share),
     }
-    report = RepeatsReport(options.model, machine(), half, options.repeat_share, options.clients)
-    for cache_mib in (0, options.cache_mib):
-        log(f"local server, response cache: {cache_mib} MiB")
-        with LocalServer(options.repository, cache_bytes=cache_mib * 2**20) as server:
-            metrics_url = server.endpoints.metrics_url
-            for workload, sent in workloads.items():
-                with ExitStack() as clients:
+    report = RepeatsReport(
+        options.model, machine(), half, options.repeat_share, options.clients, options.rounds
+    )
+    sizes = (0, options.cache_mib)
+    log(f"two local servers, response caches of {' and '.join(f'{m} MiB' for m in sizes)}")
+    with ExitStack() as stack:
+        servers = [
+            stack.enter_context(LocalServer(options.repository, cache_bytes=mib * 2**20))
+            for mib in sizes
+        ]
 
-                    def make_call() -> Callable[[list[str]], object]:
-                        client = clients.enter_context(Client(server.endpoints.grpc_url))
-                        return lambda batch: client.classify(batch, model=options.model)
+        def make_call(server: LocalServer) -> Callable[[list[str]], object]:
+            client = stack.enter_context(Client(server.endpoints.grpc_url))
+            return lambda batch: client.classify(batch, model=options.model)
 
-                    # Warmed on a text the workload does not send (no entry cached for it).
-                    reading = read_metrics(metrics_url)
-                    calls = warmed(make_call, options.clients, ["warming up, not replayed"])
-                    answered = {options.model: options.clients}
-                    before = counted_metrics(metrics_url, reading, answered)
-                    run = timed(workload, [[text] for text in sent], calls)
-                    after = counted_metrics(metrics_url, before, {options.model: len(sent)})
-                    hits = cache_hit_rate(before, after, options.model)
-                report.runs.append(Served(cache_mib, workload, run, hits))
+        # Warmed on a text no workload sends (no entry cached for it); each server's counters,
+        # with every answer so far counted.
+        clients, readings = [], []
+        for server in servers:
+            reading = read_metrics(server.endpoints.metrics_url)
+            clients.append(
+                warmed(partial(make_call, server), options.clients, ["warming up, not replayed"])
+            )
+            answered = {options.model: options.clients}
+            readings.append(counted_metrics(server.endpoints.metrics_url, reading, answered))
+        for workload, sent in workloads.items():
+            log(workload)
+            results = [
+                _Measured(
+                    server, reading, CacheCounts.read(server.endpoints.grpc_url, options.model)
+                )
+                for server, reading in zip(servers, readings)
+            ]
+            bounds = [len(sent) * i // options.rounds for i in range(options.rounds + 1)]
+            for turn, (start, end) in enumerate(pairwise(bounds)):
+                for i in (0, 1) if turn % 2 == 0 else (1, 0):
+                    results[i].add(clients[i], options.model, sent[start:end])
+            for mib, result in zip(sizes, results):
+                report.runs.append(result.served(mib, workload, options.model))
+            readings = [result.metrics for result in results]
     return report
+
+
+@dataclass
+class _Measured:
+    """One server's parts of one workload, added up."""
+
+    server: LocalServer
+    metrics: dict[tuple[str, str], float]  # its counters, every answer so far counted
+    cache_before: CacheCounts  # its cache's, before the first part
+    seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    texts: int = 0
+
+    def add(self, calls: Sequence[Call], model: str, texts: list[str]) -> None:
+        seconds, latencies = latencies_of([[text] for text in texts], calls)
+        url = self.server.endpoints.metrics_url
+        self.metrics = counted_metrics(url, self.metrics, {model: len(texts)})
+        self.seconds += seconds
+        self.latencies += latencies
+        self.texts += len(texts)
+
+    def served(self, cache_mib: int, workload: str, model: str) -> Served:
+        run = Run.of(workload, self.texts, self.seconds, self.latencies)
+        cache = CacheCounts.read(self.server.endpoints.grpc_url, model) - self.cache_before
+        return Served(cache_mib, workload, run, cache)
 
 
 def plot(report: RepeatsReport, path: Path) -> Path:

@@ -6,11 +6,16 @@ from __future__ import annotations
 import re
 import time
 import urllib.request
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 from .errors import LoadTestError
+
+Reading = TypeVar("Reading")
 
 
 @dataclass(frozen=True)
@@ -43,35 +48,37 @@ _COUNTERS = {
 }
 
 
-# The response cache's per-model counters: present only where the server has a cache and the
-# model enables it.
-_CACHE_HITS, _CACHE_MISSES = "nv_cache_num_hits_per_model", "nv_cache_num_misses_per_model"
-
-
 def read_metrics(url: str) -> dict[tuple[str, str], float]:
-    """Triton's per-model counters: (metric, model) → value."""
+    """Triton's per-model counters: (metric, model) → value, summed over the model's versions.
+    A model's counters can stand under two: Triton 2.51 reports an ensemble's under version 1
+    whatever its version (ensemble_scheduler.cc creates its reporter so), and an export installs
+    version 2, 3, ... when it replaces one."""
     with urllib.request.urlopen(url, timeout=10) as response:
         text = response.read().decode()
-    samples = {}
+    samples: dict[tuple[str, str], float] = defaultdict(float)
     for line in text.splitlines():
         match = _SAMPLE.match(line)
         if match:
-            samples[(match[1], match[2])] = float(match[3])
-    return samples
+            samples[(match[1], match[2])] += float(match[3])
+    return dict(samples)
 
 
-def settled_metrics(url: str, timeout: float = 2.0) -> dict[tuple[str, str], float]:
-    """The counters once two readings agree: Triton counts a request just after answering it.
-    Best effort, for runs whose number of requests the caller cannot know (SDK retries, another
-    process's clients); `counted_metrics` is exact."""
-    reading = read_metrics(url)
+def settled(read: Callable[[], Reading], timeout: float = 2.0) -> Reading:
+    """What `read` returns once two readings agree: Triton counts a request just after answering
+    it. Best effort, for runs whose number of requests the caller cannot know (SDK retries,
+    another process's clients); `counted_metrics` is exact."""
+    reading = read()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         time.sleep(0.05)
-        previous, reading = reading, read_metrics(url)
+        previous, reading = reading, read()
         if reading == previous:
             break
     return reading
+
+
+def settled_metrics(url: str) -> dict[tuple[str, str], float]:
+    return settled(partial(read_metrics, url))
 
 
 def counted_metrics(
@@ -147,14 +154,57 @@ def model_stats(
     return stats
 
 
-def cache_hit_rate(
-    before: dict[tuple[str, str], float], after: dict[tuple[str, str], float], model: str
-) -> float | None:
-    """The share of `model`'s requests answered from the response cache between two readings;
-    None where nothing was looked up in it (Triton reports the counters of a model that enables
-    the cache, at zero, on a server without one)."""
-    hits, misses = (
-        after.get((key, model), 0.0) - before.get((key, model), 0.0)
-        for key in (_CACHE_HITS, _CACHE_MISSES)
-    )
-    return hits / (hits + misses) if hits + misses else None
+@dataclass(frozen=True)
+class CacheCounts:
+    """An ensemble's response cache, from Triton's statistics extension: its lookups that hit and
+    that missed, and their time (a miss's with the insert of what was then computed). /metrics
+    has them only for version 1 of an ensemble: Triton 2.51 creates an ensemble's metrics
+    reporter at version 1 and without cache metrics, so a hit of version 2 is counted nowhere
+    there."""
+
+    hits: int = 0
+    misses: int = 0
+    hit_ns: int = 0
+    miss_ns: int = 0
+
+    @classmethod
+    def read(cls, grpc_url: str, model: str) -> CacheCounts:
+        """The counts now, summed over the model's versions; LoadTestError for a model the server
+        does not have."""
+        import tritonclient.grpc as grpcclient
+        from tritonclient.utils import InferenceServerException
+
+        with grpcclient.InferenceServerClient(grpc_url) as client:
+            try:
+                answer = client.get_inference_statistics(model, as_json=True)
+            except InferenceServerException as error:
+                raise LoadTestError(f"no statistics of {model}: {error.message()}") from None
+
+        stats = [version["inference_stats"] for version in answer.get("model_stats", [])]
+
+        def total(kind: str, field: str) -> int:
+            # protobuf's JSON: 64-bit numbers as strings, zeros left out
+            return sum(int(version.get(kind, {}).get(field, 0)) for version in stats)
+
+        return cls(
+            hits=total("cache_hit", "count"),
+            misses=total("cache_miss", "count"),
+            hit_ns=total("cache_hit", "ns"),
+            miss_ns=total("cache_miss", "ns"),
+        )
+
+    def __sub__(self, earlier: CacheCounts) -> CacheCounts:
+        return CacheCounts(
+            *(getattr(self, f.name) - getattr(earlier, f.name) for f in fields(CacheCounts))
+        )
+
+    @property
+    def hit_rate(self) -> float | None:
+        """None where nothing was looked up: a server without a cache."""
+        lookups = self.hits + self.misses
+        return self.hits / lookups if lookups else None
+
+    @property
+    def us_per_lookup(self) -> float | None:
+        lookups = self.hits + self.misses
+        return (self.hit_ns + self.miss_ns) / lookups / 1e3 if lookups else None

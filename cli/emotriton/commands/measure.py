@@ -155,10 +155,10 @@ def _mix(args: argparse.Namespace) -> int:
     from emoload.corpus import read_texts
     from emoload.mix import MixOptions, plot, run_mix
 
-    options = from_options(MixOptions, args, url="", metrics_url="", texts=())
+    options = from_options(MixOptions, args, url="", texts=())
     texts = read_texts(args.data, sys.maxsize)  # the mixed phase's clients take what is left
-    with _measured_server(args) as (url, metrics_url):
-        options = dataclasses.replace(options, url=url, metrics_url=metrics_url, texts=texts)
+    with _measured_server(args) as (url, _):
+        options = dataclasses.replace(options, url=url, texts=texts)
         report = run_mix(options, log=log)
     _write_report(args.out, "mix", report, plot)
     return 0
