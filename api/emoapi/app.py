@@ -48,15 +48,6 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def _client(request: Request) -> AsyncClient:
-    sdk: AsyncClient = request.app.state.client
-    return sdk
-
-
-# Module level: FastAPI reads the routes' annotations (strings here) in this module's namespace.
-Sdk = Annotated[AsyncClient, Depends(_client)]
-
-
 def create_app(settings: ApiSettings) -> FastAPI:
     """The ASGI app for `settings`; it connects to Triton when it starts serving."""
 
@@ -94,7 +85,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
         if not any(hmac.compare_digest(given, key) for key in settings.api_keys):
             raise ApiError(401, "unauthorized", "send Authorization: Bearer <one of the API keys>")
 
-    guarded = [Depends(authorized)]
+    # Without keys nothing is checked: no dependency to resolve, and no security in the document.
+    guarded = [Depends(authorized)] if settings.api_keys else []
 
     def texts_of(inputs: str | list[str]) -> list[str]:
         texts = [inputs] if isinstance(inputs, str) else inputs
@@ -107,14 +99,22 @@ def create_app(settings: ApiSettings) -> FastAPI:
             raise ApiError(400, "empty", "inputs cannot be empty")
         return texts
 
-    async def served(sdk: AsyncClient, model: str | None) -> ModelInfo:
-        """`model`, or the default one; only the models this front end was given."""
+    def client() -> AsyncClient:
+        """The one SDK client, set while the app serves: read as it is, where a FastAPI
+        dependency would cost each request its resolution."""
+        sdk: AsyncClient = app.state.client
+        return sdk
+
+    async def served(model: str | None) -> tuple[AsyncClient, ModelInfo]:
+        """The client, and `model` or the default one: only the models this front end was
+        given."""
         name = model or settings.models[0]
         if name not in settings.models:
             raise ApiError(
                 404, "not_found", f"model {name!r} is not served here; served: {settings.models}"
             )
-        return await sdk.model(name)
+        sdk = client()
+        return sdk, await sdk.model(name)
 
     @app.post(
         "/classify",
@@ -122,8 +122,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
         dependencies=guarded,
         summary="classify texts: the predicted labels and every label's score",
     )
-    async def classify(body: schema.ClassifyRequest, sdk: Sdk) -> Response:
-        info = await served(sdk, body.model)
+    async def classify(body: schema.ClassifyRequest) -> Response:
+        sdk, info = await served(body.model)
         results = await sdk.classify(
             texts_of(body.texts), model=info.name, top_k=body.top_k, threshold=body.threshold
         )
@@ -135,8 +135,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
         dependencies=guarded,
         summary="the Hugging Face text-classification task (huggingface_hub.InferenceClient)",
     )
-    async def task(model: str, body: schema.TaskRequest, sdk: Sdk) -> Response:
-        info = await served(sdk, model)
+    async def task(model: str, body: schema.TaskRequest) -> Response:
+        sdk, info = await served(model)
         parameters = body.parameters or schema.TaskParameters()
         applied = parameters.function_to_apply
         if applied not in (None, info.activation):
@@ -154,23 +154,23 @@ def create_app(settings: ApiSettings) -> FastAPI:
         dependencies=guarded,
         summary="text-embeddings-inference's /predict, on the default model",
     )
-    async def predict(body: schema.PredictRequest, sdk: Sdk) -> Response:
+    async def predict(body: schema.PredictRequest) -> Response:
         if body.raw_scores:
             raise unsupported("raw_scores: the served scores are probabilities, not logits")
         if body.truncation_direction != "right":
             raise unsupported("truncation_direction: the tokenizer keeps a text's first tokens")
-        info = await served(sdk, None)
+        sdk, info = await served(None)
         results = await sdk.classify(nonempty(texts_of(body.inputs)), model=info.name)
         answers = [ranked(r, None) for r in results]
         return JSONResponse(answers[0] if isinstance(body.inputs, str) else answers)
 
     @app.get("/models", response_model=list[schema.ModelDescription], dependencies=guarded)
-    async def models(sdk: Sdk) -> list[schema.ModelDescription]:
-        return [describe(await served(sdk, name)) for name in settings.models]
+    async def models() -> list[schema.ModelDescription]:
+        return [describe((await served(name))[1]) for name in settings.models]
 
     @app.get("/models/{model}", response_model=schema.ModelDescription, dependencies=guarded)
-    async def model(model: str, sdk: Sdk) -> schema.ModelDescription:
-        return describe(await served(sdk, model))
+    async def model(model: str) -> schema.ModelDescription:
+        return describe((await served(model))[1])
 
     @app.get(
         "/health",
@@ -178,8 +178,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
         responses={503: {"model": schema.Health, "description": "Triton is not ready"}},
         summary="Triton's readiness: 200 when it serves, 503 otherwise",
     )
-    async def health(sdk: Sdk) -> Response:
-        state = await sdk.health()
+    async def health() -> Response:
+        state = await client().health()
         body = schema.Health(
             status="ok" if state.ready else "unavailable", live=state.live, ready=state.ready
         )
