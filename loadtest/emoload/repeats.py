@@ -117,7 +117,7 @@ class RepeatsReport:
         for s in self.runs:
             cache = f"{s.cache_mib} MiB" if s.cache_mib else "none"
             rate, lookup_us = s.cache.hit_rate, s.cache.us_per_lookup
-            used = "| | |"
+            used = " |  | "
             if rate is not None and lookup_us is not None:
                 # The cache's time against the CPU time a text had: its lookups and inserts run
                 # on the same cores as everything else.
