@@ -20,6 +20,7 @@ Benchmarks measure; nothing here asserts a timing.
 
 from __future__ import annotations
 
+import http.client
 import importlib.util
 import json
 import os
@@ -34,12 +35,13 @@ from contextlib import ExitStack, closing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .errors import PeerUnavailableError
+from .errors import LoadTestError, PeerUnavailableError
 from .served import ModelStats, counted_metrics, model_stats, read_metrics, settled_metrics
 
 REFERENCE = "served, 32 clients x 1 text"
 """The run every other is compared with: the load the issue's targets are set at."""
 JSON_API = "JSON API (/classify)"
+JSON_TYPE = "application/json"
 """The runs through the JSON API in front of the same server, named after their route."""
 PEERS_VENV = Path(".venv-peers")
 """Where `make bench-peers` installs perf_analyzer and infinity-emb."""
@@ -65,6 +67,24 @@ class Run:
         return cls(contender, texts, seconds, *_percentiles(latencies_ms))
 
 
+@dataclass(frozen=True)
+class Beside:
+    """A JSON API run, and the SDK's at the same load measured beside it."""
+
+    sdk: Run
+    json_api: Run
+
+    @property
+    def p50_ms_more(self) -> float | None:
+        if self.sdk.p50_ms is None or self.json_api.p50_ms is None:
+            return None
+        return self.json_api.p50_ms - self.sdk.p50_ms
+
+    @property
+    def texts_per_s_ratio(self) -> float:
+        return self.json_api.texts_per_s / self.sdk.texts_per_s
+
+
 @dataclass
 class BenchReport:
     model: str
@@ -72,6 +92,7 @@ class BenchReport:
     texts: int
     runs: list[Run] = field(default_factory=list)
     triton: dict[str, list[ModelStats]] = field(default_factory=dict)  # served run → models
+    json_api: list[Beside] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)  # peer → why it was not measured
 
@@ -93,6 +114,15 @@ class BenchReport:
                 run: [{**asdict(s), "average_batch": s.average_batch} for s in stats]
                 for run, stats in self.triton.items()
             },
+            "json_api": [
+                {
+                    "sdk": asdict(beside.sdk),
+                    "json_api": asdict(beside.json_api),
+                    "p50_ms_more": beside.p50_ms_more,
+                    "texts_per_s_ratio": beside.texts_per_s_ratio,
+                }
+                for beside in self.json_api
+            ],
             "notes": self.notes,
             "skipped": self.skipped,
         }
@@ -125,6 +155,22 @@ class BenchReport:
                 f"| {s.model} | {s.average_batch:.2f} | {s.queue_ms:.2f} | {s.compute_ms:.2f} |"
                 for s in stats
             ]
+        if self.json_api:
+            lines += [
+                "",
+                "The JSON API beside the SDK at the same load (1 client: text by text in turn):",
+                "",
+                "| load | SDK texts/s | JSON API texts/s | x the SDK | SDK p50 ms "
+                "| JSON API p50 ms | p50 ms more |",
+                "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+            ]
+            for beside in self.json_api:
+                sdk, api, more = beside.sdk, beside.json_api, beside.p50_ms_more
+                lines.append(
+                    f"| {api.contender.split(', ', 1)[1]} | {sdk.texts_per_s:.0f} | "
+                    f"{api.texts_per_s:.0f} | {beside.texts_per_s_ratio:.2f} | {ms(sdk.p50_ms)} | "
+                    f"{ms(api.p50_ms)} | {'-' if more is None else f'{more:+.2f}'} |"
+                )
         notes = [*self.notes, *(f"{peer}: skipped, {why}" for peer, why in self.skipped.items())]
         lines += ["", *(f"- {note}" for note in notes)] if notes else []
         return "\n".join(lines) + "\n"
@@ -161,6 +207,25 @@ def timed(contender: str, items: Sequence[list[str]], calls: Sequence[Call]) -> 
     """`items` (lists of texts) through one thread per call."""
     seconds, latencies = latencies_of(items, calls)
     return Run.of(contender, sum(map(len, items)), seconds, latencies)
+
+
+def alternating(
+    contenders: tuple[str, str], items: Sequence[list[str]], calls: tuple[Call, Call]
+) -> tuple[Run, Run]:
+    """One caller sending each item through both calls, which one first alternating: two runs
+    taken on the same state of the machine, request by request (each run's seconds are its
+    calls' own)."""
+    latencies: tuple[list[float], list[float]] = ([], [])
+    for index, item in enumerate(items):
+        for which in (0, 1) if index % 2 == 0 else (1, 0):
+            start = time.perf_counter()
+            calls[which](item)
+            latencies[which].append((time.perf_counter() - start) * 1e3)
+    texts = sum(map(len, items))
+    first, second = (
+        Run.of(contender, texts, sum(ms) / 1e3, ms) for contender, ms in zip(contenders, latencies)
+    )
+    return first, second
 
 
 def latencies_of(items: Sequence[list[str]], calls: Sequence[Call]) -> tuple[float, list[float]]:
@@ -260,32 +325,51 @@ def _served_loads(
 
 
 def _json_api(options: BenchOptions, report: BenchReport) -> None:
-    """The same single texts through the JSON API in front of the same server, from `requests`
-    sessions: what the front end costs a caller who does not speak tensors."""
-    import requests
-
+    """The same single texts through the JSON API in front of the same server: what the front
+    end costs a caller who does not speak tensors. Each load beside the SDK's at that load, so
+    that both are taken on the same state of a shared machine: one client alternates with the
+    SDK text by text, more clients run right after the SDK's. The callers are http.client
+    connections, Python's leanest client: `requests` costs its caller about 0.5 ms more CPU a
+    call (measured here), which is the caller's, not the front end's."""
     from emoapi.process import ApiProcess
+    from emoclient import Client
     from emoserve.config import free_port
 
     singles = [[text] for text in options.texts]
-    with (
-        ApiProcess(options.url, "127.0.0.1", free_port(), [options.model]) as api,
-        ExitStack() as sessions,
-    ):
+    host, port = "127.0.0.1", free_port()
+    with ApiProcess(options.url, host, port, [options.model]), ExitStack() as connections:
 
-        def make_call() -> Call:
-            session = sessions.enter_context(requests.Session())
+        def json_call() -> Call:
+            connection = http.client.HTTPConnection(host, port, timeout=60)
+            connections.enter_context(closing(connection))
 
             def classify(texts: list[str]) -> object:
-                answer = session.post(f"{api.url}/classify", json={"texts": texts}, timeout=60)
-                answer.raise_for_status()
-                return answer.json()
+                body = json.dumps({"texts": texts})
+                connection.request("POST", "/classify", body, {"Content-Type": JSON_TYPE})
+                answer = connection.getresponse()
+                content = answer.read()
+                if answer.status != 200:
+                    raise LoadTestError(f"the JSON API answered {answer.status}: {content[:200]!r}")
+                return json.loads(content)
 
             return classify
 
+        def sdk_call() -> Call:
+            client = connections.enter_context(Client(options.url))
+            return lambda texts: client.classify(texts, model=options.model)
+
         for concurrency in options.concurrency:
-            calls = warmed(make_call, concurrency, singles[0])
-            report.runs.append(timed(f"{JSON_API}, {concurrency} clients x 1 text", singles, calls))
+            load = f"{concurrency} clients x 1 text"
+            sdk_calls = warmed(sdk_call, concurrency, singles[0])
+            json_calls = warmed(json_call, concurrency, singles[0])
+            names = (f"SDK beside the JSON API, {load}", f"{JSON_API}, {load}")
+            if concurrency == 1:
+                sdk, json_api = alternating(names, singles, (sdk_calls[0], json_calls[0]))
+            else:
+                sdk = timed(names[0], singles, sdk_calls)
+                json_api = timed(names[1], singles, json_calls)
+            report.runs.append(json_api)
+            report.json_api.append(Beside(sdk, json_api))
 
 
 def _in_process(options: BenchOptions, report: BenchReport) -> None:

@@ -43,6 +43,16 @@ def test_bench_runs_every_contender_on_the_same_texts(
         "transformers pipeline (batch 8)",
     ]
     assert all(r["texts"] == 24 and r["texts_per_s"] > 0 for r in report["runs"])
+    # The JSON API beside the SDK at each load, on the same texts.
+    besides = report["json_api"]
+    assert [b["json_api"]["contender"] for b in besides] == contenders[3:5]
+    assert [b["sdk"]["contender"] for b in besides] == [
+        "SDK beside the JSON API, 1 clients x 1 text",
+        "SDK beside the JSON API, 32 clients x 1 text",
+    ]
+    for beside in besides:
+        assert beside["sdk"]["texts"] == beside["json_api"]["texts"] == 24
+        assert beside["texts_per_s_ratio"] > 0 and beside["p50_ms_more"] is not None
     assert report["skipped"] == {  # a classifier: infinity-emb serves encoders only
         "perf_analyzer": f"no file {tmp_path / 'no-perf-analyzer'}",
         "infinity_emb": "it serves embeddings: it needs an encoder + head model",

@@ -49,3 +49,14 @@ def test_the_cache_counts_of_an_interval_give_its_hit_rate_and_cost() -> None:
     assert interval.us_per_lookup == 0.5  # 50 µs over 100 lookups
     nothing = before - before  # nothing looked up: no cache
     assert nothing.hit_rate is nothing.us_per_lookup is None
+
+
+def test_alternating_sends_each_item_through_both_calls_each_first_in_turn() -> None:
+    from emoload.bench import alternating
+
+    sent: list[tuple[str, str]] = []
+    calls = (lambda texts: sent.append(("a", texts[0])), lambda texts: sent.append(("b", texts[0])))
+    first, second = alternating(("A", "B"), [["x"], ["y"], ["z"]], calls)
+    assert sent == [("a", "x"), ("b", "x"), ("b", "y"), ("a", "y"), ("a", "z"), ("b", "z")]
+    assert (first.contender, first.texts, second.contender, second.texts) == ("A", 3, "B", 3)
+    assert first.p50_ms is not None and second.p50_ms is not None

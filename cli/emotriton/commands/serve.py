@@ -213,7 +213,17 @@ def _run_api(args: argparse.Namespace) -> int:
         max_texts=args.max_texts,
         tracing=tracing_of(args),
     )
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
+    # No access log, no proxy headers (nothing reads a client's address), no Server header:
+    # each is work on every request, measured at 0.04 ms of a single text's latency.
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+        proxy_headers=False,
+        server_header=False,
+    )
     return 0
 
 
