@@ -105,16 +105,14 @@ def create_app(settings: ApiSettings) -> FastAPI:
         sdk: AsyncClient = app.state.client
         return sdk
 
-    async def served(model: str | None) -> tuple[AsyncClient, ModelInfo]:
-        """The client, and `model` or the default one: only the models this front end was
-        given."""
+    async def served(model: str | None) -> ModelInfo:
+        """`model`, or the default one; only the models this front end was given."""
         name = model or settings.models[0]
         if name not in settings.models:
             raise ApiError(
                 404, "not_found", f"model {name!r} is not served here; served: {settings.models}"
             )
-        sdk = client()
-        return sdk, await sdk.model(name)
+        return await client().model(name)
 
     @app.post(
         "/classify",
@@ -123,8 +121,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
         summary="classify texts: the predicted labels and every label's score",
     )
     async def classify(body: schema.ClassifyRequest) -> Response:
-        sdk, info = await served(body.model)
-        results = await sdk.classify(
+        info = await served(body.model)
+        results = await client().classify(
             texts_of(body.texts), model=info.name, top_k=body.top_k, threshold=body.threshold
         )
         return JSONResponse({"model": info.name, "results": [r.to_dict() for r in results]})
@@ -136,7 +134,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         summary="the Hugging Face text-classification task (huggingface_hub.InferenceClient)",
     )
     async def task(model: str, body: schema.TaskRequest) -> Response:
-        sdk, info = await served(model)
+        info = await served(model)
         parameters = body.parameters or schema.TaskParameters()
         applied = parameters.function_to_apply
         if applied not in (None, info.activation):
@@ -145,7 +143,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
                 "probabilities, and no other function can be applied to them"
             )
         texts = nonempty(texts_of(body.inputs))
-        results = await sdk.classify(texts, model=info.name)
+        results = await client().classify(texts, model=info.name)
         return JSONResponse([ranked(r, parameters.top_k) for r in results])
 
     @app.post(
@@ -159,18 +157,18 @@ def create_app(settings: ApiSettings) -> FastAPI:
             raise unsupported("raw_scores: the served scores are probabilities, not logits")
         if body.truncation_direction != "right":
             raise unsupported("truncation_direction: the tokenizer keeps a text's first tokens")
-        sdk, info = await served(None)
-        results = await sdk.classify(nonempty(texts_of(body.inputs)), model=info.name)
+        info = await served(None)
+        results = await client().classify(nonempty(texts_of(body.inputs)), model=info.name)
         answers = [ranked(r, None) for r in results]
         return JSONResponse(answers[0] if isinstance(body.inputs, str) else answers)
 
     @app.get("/models", response_model=list[schema.ModelDescription], dependencies=guarded)
     async def models() -> list[schema.ModelDescription]:
-        return [describe((await served(name))[1]) for name in settings.models]
+        return [describe(await served(name)) for name in settings.models]
 
     @app.get("/models/{model}", response_model=schema.ModelDescription, dependencies=guarded)
     async def model(model: str) -> schema.ModelDescription:
-        return describe((await served(model))[1])
+        return describe(await served(model))
 
     @app.get(
         "/health",
