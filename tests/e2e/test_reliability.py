@@ -305,13 +305,18 @@ def test_huge_texts_do_not_hold_up_small_requests(toy_server: LocalServer) -> No
 
 def test_overload_is_shed_at_once_as_retryable(toy_repository: Path, tmp_path: Path) -> None:
     """An encoder queue of at most 2 requests: of many concurrent requests the excess is
-    refused at once with OverloadedError; those served are right."""
+    refused at once with OverloadedError; those served are right. The encoder waits half a
+    second for a full batch (8 requests of 8 texts, more than its queue holds), so requests
+    wait in its queue whatever the machine's speed: the toy encoder, two instances of it,
+    would otherwise take each request as it comes."""
     repository = shutil.copytree(toy_repository, tmp_path / "repository")
     path = repository / f"{MODEL}_encoder" / "config.pbtxt"
     config = text_format.Parse(path.read_text(), mc.ModelConfig())
     config.dynamic_batching.default_queue_policy.max_queue_size = 2
+    config.dynamic_batching.max_queue_delay_microseconds = 500_000
+    del config.dynamic_batching.preferred_batch_size[:]  # or a preferred batch skips the wait
     path.write_text(text_format.MessageToString(config))
-    texts = [f"{TEXT} ({i}) " * 4 for i in range(32)]
+    texts = [f"{TEXT} ({i}) " * 4 for i in range(8)]
     with LocalServer(repository, admin_key=KEY) as small_queue:
         once = RetryPolicy(attempts=1)
 
