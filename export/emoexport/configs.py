@@ -194,7 +194,10 @@ def onnx_config(
     graph takes flat inputs and the batch input of emoexport.ragged. With `tensorrt`, the
     native backend hands the graph to TensorRT on the GPU (the local backend runs
     onnxruntime's CPU provider and ignores it). `sheds`: see `_batched`. Warmed up (see
-    `_warmed_up`) with one text and a full batch, of `warmup_length` tokens.
+    `_warmed_up`) with one text and a preferred batch, of `warmup_length` tokens: the batches
+    it runs most. Not a full one: warming 64 texts took both instances 2.5 s, all of it in a
+    repair's unready time (7 more requests failed while a killed stub was replaced), and a
+    first full batch pays its memory's growth once.
     """
     if tensorrt is not None:
         device = "gpu"
@@ -215,7 +218,7 @@ def onnx_config(
             parameters=tensorrt.parameters([spec.name for spec in inputs], batching.max_batch_size),
         )
     _parameters(config, {INTRA_OP_THREADS: str(threads)})
-    _warmed_up(config, sorted({1, batching.max_batch_size}), warmup_length)
+    _warmed_up(config, sorted({1, batching.preferred_batch_size}), warmup_length)
     return _batched(config, batching, queue_delay_us, sheds)
 
 

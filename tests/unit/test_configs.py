@@ -80,12 +80,13 @@ def test_the_encoder_serves_interactive_requests_first_and_queues_bulk_ones_apar
 
 
 def test_every_model_is_warmed_up_with_the_shapes_it_serves() -> None:
-    """One text and a full batch, at the longest length: the sizes whose first run is slow."""
-    batching = configs.Batching(max_batch_size=8)
+    """The encoder: one text and a preferred batch, at the longest length (the batches it runs
+    most); the postprocess a full batch."""
+    batching = configs.Batching(max_batch_size=8, preferred_batch_size=2)
     encoder = configs.onnx_config(
         "e", IDS, LOGITS, batching=batching, queue_delay_us=0, threads=0, warmup_length=64
     )
-    assert [w.batch_size for w in encoder.model_warmup] == [1, 8]
+    assert [w.batch_size for w in encoder.model_warmup] == [1, 2]
     for warmup in encoder.model_warmup:
         (ids,) = warmup.inputs.values()
         assert list(ids.dims) == [64] and ids.zero_data and ids.data_type == mc.TYPE_INT64
