@@ -4,18 +4,16 @@ multiplexes them, and the SDK marks a request of one Triton batch interactive.""
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from emoclient import AsyncClient, Classification, EmotritonError, ModelInfo
 
@@ -28,11 +26,13 @@ from .errors import (
     too_many_texts,
     unsupported,
 )
+from .keys import ApiKeys
 from .limits import BodyLimit
+from .responses import PydanticJSONResponse
+from .route import JsonRoute
 from .settings import ApiSettings
 from .tracing import traced
 
-_bearer = HTTPBearer(auto_error=False, description="an API key, when the operator set keys")
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": schema.ErrorBody, "description": description}
     for status, description in {
@@ -65,6 +65,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
         version="1",
         lifespan=lifespan,
         responses=_ERRORS,
+        # Spans come from tracing.py's instrumentation when a serve option asks for them;
+        # FastAPI's own would look for global providers on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     if settings.cors_origins:
         app.add_middleware(
@@ -75,18 +78,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
         )
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     provider = None if settings.tracing is None else traced(app, settings.tracing)
-
-    async def authorized(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    ) -> None:
-        if not settings.api_keys:
-            return
-        given = "" if credentials is None else credentials.credentials
-        if not any(hmac.compare_digest(given, key) for key in settings.api_keys):
-            raise ApiError(401, "unauthorized", "send Authorization: Bearer <one of the API keys>")
-
-    # Without keys nothing is checked: no dependency to resolve, and no security in the document.
-    guarded = [Depends(authorized)] if settings.api_keys else []
+    app.router.route_class = JsonRoute  # the routes declared below; the docs page's stay
+    # Without keys nothing is checked, and the document declares no security.
+    guarded = [Depends(ApiKeys(settings.api_keys))] if settings.api_keys else []
 
     def texts_of(inputs: str | list[str]) -> list[str]:
         texts = [inputs] if isinstance(inputs, str) else inputs
@@ -125,7 +119,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         results = await client().classify(
             texts_of(body.texts), model=info.name, top_k=body.top_k, threshold=body.threshold
         )
-        return JSONResponse({"model": info.name, "results": [r.to_dict() for r in results]})
+        return PydanticJSONResponse({"model": info.name, "results": [r.to_dict() for r in results]})
 
     @app.post(
         "/models/{model}",
@@ -144,7 +138,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
             )
         texts = nonempty(texts_of(body.inputs))
         results = await client().classify(texts, model=info.name)
-        return JSONResponse([ranked(r, parameters.top_k) for r in results])
+        return PydanticJSONResponse([ranked(r, parameters.top_k) for r in results])
 
     @app.post(
         "/predict",
@@ -160,15 +154,15 @@ def create_app(settings: ApiSettings) -> FastAPI:
         info = await served(None)
         results = await client().classify(nonempty(texts_of(body.inputs)), model=info.name)
         answers = [ranked(r, None) for r in results]
-        return JSONResponse(answers[0] if isinstance(body.inputs, str) else answers)
+        return PydanticJSONResponse(answers[0] if isinstance(body.inputs, str) else answers)
 
     @app.get("/models", response_model=list[schema.ModelDescription], dependencies=guarded)
-    async def models() -> list[schema.ModelDescription]:
-        return [describe(await served(name)) for name in settings.models]
+    async def models() -> Response:
+        return PydanticJSONResponse([describe(await served(name)) for name in settings.models])
 
     @app.get("/models/{model}", response_model=schema.ModelDescription, dependencies=guarded)
-    async def model(model: str) -> schema.ModelDescription:
-        return describe(await served(model))
+    async def model(model: str) -> Response:
+        return PydanticJSONResponse(describe(await served(model)))
 
     @app.get(
         "/health",
@@ -181,7 +175,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         body = schema.Health(
             status="ok" if state.ready else "unavailable", live=state.live, ready=state.ready
         )
-        return JSONResponse(body.model_dump(), 200 if state.ready else 503)
+        return PydanticJSONResponse(body.model_dump(), 200 if state.ready else 503)
 
     @app.exception_handler(ApiError)
     async def refused(request: Request, error: ApiError) -> Response:
@@ -211,7 +205,7 @@ def ranked(result: Classification, top_k: int | None) -> list[dict[str, Any]]:
     ]
 
 
-def describe(info: ModelInfo) -> schema.ModelDescription:
+def describe(info: ModelInfo) -> dict[str, Any]:
     return schema.ModelDescription(
         name=info.name,
         labels=list(info.labels),
@@ -221,7 +215,7 @@ def describe(info: ModelInfo) -> schema.ModelDescription:
         threshold_profile=info.threshold_profile,
         max_length=info.max_length,
         max_batch_size=info.max_batch_size,
-    )
+    ).model_dump()
 
 
 def validation_message(errors: Sequence[Any]) -> str:

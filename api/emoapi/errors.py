@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from starlette.responses import JSONResponse
-
 from emoclient import (
     EmotritonError,
     InferenceTimeoutError,
@@ -17,6 +15,8 @@ from emoclient import (
     ServerUnavailableError,
     UnsupportedModelError,
 )
+
+from .responses import PydanticJSONResponse
 
 # Seconds an overloaded caller is asked to wait (Retry-After) before it tries again.
 RETRY_AFTER_S = 1
@@ -57,14 +57,14 @@ HTTP_ERROR_TYPES = {401: "unauthorized", 404: "not_found", 413: "validation"}
 
 def error_response(
     status: int, error_type: str, message: str, headers: Mapping[str, str] | None = None
-) -> JSONResponse:
+) -> PydanticJSONResponse:
     headers = dict(headers or {})
     if status in (429, 503):
         headers["Retry-After"] = str(RETRY_AFTER_S)
-    return JSONResponse({"error": message, "error_type": error_type}, status, headers)
+    return PydanticJSONResponse({"error": message, "error_type": error_type}, status, headers)
 
 
-def sdk_error_response(error: EmotritonError) -> JSONResponse:
+def sdk_error_response(error: EmotritonError) -> PydanticJSONResponse:
     """Any other SDK error is Triton's answer to a request we sent it: a bad gateway."""
     for kind in type(error).__mro__:
         if kind in _STATUSES:

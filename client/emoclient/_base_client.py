@@ -592,14 +592,10 @@ class BaseClient:
             self._triton.InferRequestedOutput(wire.PREDICTED_OUTPUT),
         ]
         # Part of the timeout travels as the request's own (µs): a model's queue drops a request
-        # that waited longer, instead of computing it for a caller about to give up. gRPC also
-        # sets the whole timeout as the call's deadline (the HTTP clients time out on their
-        # connection's timeouts).
-        deadline: dict[str, Any] = {}
+        # that waited longer, instead of computing it for a caller about to give up.
+        deadline = self._deadline()
         if self.timeout is not None:
             deadline["timeout"] = int(self.timeout * QUEUE_SHARE_OF_TIMEOUT * 1_000_000)
-            if self.protocol == "grpc":
-                deadline["client_timeout"] = self.timeout
         return partial(
             self._client.infer,
             model,
@@ -619,14 +615,22 @@ class BaseClient:
     def _health_requests(self) -> list[Request]:
         """Liveness, readiness and the repository index, as `_health` takes them."""
         return [
-            partial(self._client.is_server_live, headers=self.headers),
-            partial(self._client.is_server_ready, headers=self.headers),
+            partial(self._client.is_server_live, headers=self.headers, **self._deadline()),
+            partial(self._client.is_server_ready, headers=self.headers, **self._deadline()),
             self._index_request(),
         ]
 
     def _json_options(self) -> dict[str, Any]:
         """Headers, and JSON (not protobuf) answers from gRPC, the shape HTTP answers in."""
-        return {"headers": self.headers, **({"as_json": True} if self.protocol == "grpc" else {})}
+        as_json = {"as_json": True} if self.protocol == "grpc" else {}
+        return {"headers": self.headers, **as_json, **self._deadline()}
+
+    def _deadline(self) -> dict[str, Any]:
+        """Over gRPC every request carries the timeout as its deadline (the HTTP clients time
+        out on their connection's timeouts)."""
+        if self.protocol == "grpc" and self.timeout is not None:
+            return {"client_timeout": self.timeout}
+        return {}
 
     def _remember(self, name: str, config: Any) -> ModelInfo:
         """Parse and cache a model's config response."""

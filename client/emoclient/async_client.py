@@ -67,6 +67,8 @@ class AsyncClient(BaseClient):
         if not len(payload):
             return []
         call = self._plan(await self.model(model), payload, threshold, top_k, priority)
+        if len(call.requests) == 1:  # the interactive call: no task to gather, nothing to bound
+            return call.results([await self._send(call.requests[0], model, call.progress)])
         bound = asyncio.Semaphore(self.max_concurrency)
 
         async def send(request: Request) -> Any:
@@ -128,6 +130,8 @@ class AsyncClient(BaseClient):
     async def _attempt(self, request: Request, model: str | None = None) -> Any:
         """`request` once, within the timeout, with tritonclient's errors turned into the SDK's."""
         try:
+            if self.protocol == "grpc":  # its deadline bounds it: no task to wrap it in
+                return await request()
             return await asyncio.wait_for(request(), self.timeout)
         except Exception as error:
             failure = self._sdk_error(error, model)

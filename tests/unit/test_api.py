@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from starlette.responses import Response
 
 from emoapi import ApiSettings, create_app
+from emoapi.route import JsonRoute
 from emoclient import (
     Classification,
     ConfigurationError,
@@ -142,6 +144,18 @@ def test_malformed_json_and_a_wrong_method_get_the_same_error_shape(api) -> None
     assert broken.status_code == 422 and broken.json()["error_type"] == "validation"
     wrong = http.get("/classify")
     assert wrong.status_code == 405 and set(wrong.json()) == {"error", "error_type"}
+    form = http.post("/classify", data={"texts": "a"})  # what curl --data declares
+    assert form.status_code == 415 and "not 'application/x-www-form-urlencoded'" in form.text
+    undeclared = http.post("/classify", content=b'{"texts": "a"}')
+    assert undeclared.status_code == 200
+
+
+def test_a_json_route_refuses_an_endpoint_its_handler_cannot_serve() -> None:
+    async def with_query(model: str, top: int = 1) -> Response:
+        raise AssertionError("never called")
+
+    with pytest.raises(TypeError, match="path parameters and one body"):
+        JsonRoute("/models/{model}", with_query, methods=["POST"])
 
 
 def test_a_body_over_the_limit_is_refused_declared_or_streamed(api) -> None:
