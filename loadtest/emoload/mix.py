@@ -46,11 +46,13 @@ class MixOptions:
     url: str  # gRPC HOST:PORT
     texts: Sequence[str]  # the phases take disjoint slices of these
     interactive_clients: int = option(8, "interactive clients, one text per request", type=int)
+    # A person's pace: a text a second or so. The alone phase lasts about as long as the mixed
+    # one does with the default bulk call here, so that both p99s come from as many requests.
     interactive_rate: float = option(
-        5.0, "each interactive client's pauses are 1/rate s on average", type=float
+        1.0, "each interactive client's pauses are 1/rate s on average", type=float
     )
     interactive_seconds: float = option(
-        20.0, "seconds the interactive clients run alone", type=float
+        60.0, "seconds the interactive clients run alone", type=float
     )
     bulk_texts: int = option(10_000, "texts in the bulk call", type=int)
     bulk_concurrency: int = option(
