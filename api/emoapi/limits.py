@@ -1,5 +1,6 @@
-"""The request body's size limit, enforced as the body arrives: a declared Content-Length over
-it is refused before a byte is read, and a chunked body as soon as it passes it."""
+"""The request body's size limit: a declared Content-Length over it is refused before a byte is
+read, and a chunked body as soon as it passes it. A body within its declared length needs no
+counting: the HTTP parser frames it by that length."""
 
 from __future__ import annotations
 
@@ -22,8 +23,11 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > self.max_bytes:
-            await error_response(413, "validation", self.message)(scope, receive, send)
+        if declared.isdigit():
+            if int(declared) > self.max_bytes:
+                await error_response(413, "validation", self.message)(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
             return
         received = 0
 
