@@ -21,7 +21,8 @@ class ApiKeys(HTTPBearer):
 
     async def __call__(self, request: HTTPConnection) -> HTTPAuthorizationCredentials:
         credentials = await super().__call__(request)
-        given = "" if credentials is None else credentials.credentials
-        if credentials is None or not any(hmac.compare_digest(given, key) for key in self.keys):
+        if credentials is None or not any(
+            hmac.compare_digest(credentials.credentials, key) for key in self.keys
+        ):
             raise ApiError(401, "unauthorized", "send Authorization: Bearer <one of the API keys>")
         return credentials

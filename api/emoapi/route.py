@@ -38,17 +38,19 @@ class JsonRoute(APIRoute):
             raise TypeError(f"{self.path}: a JsonRoute's endpoint is a coroutine function")
         guards = [sub.call for sub in dependant.dependencies if sub.call is not None]
         endpoint = self.endpoint
-        body = dependant.body_params[0] if dependant.body_params else None
-        adapter: TypeAdapter[Any] | None = None
-        if body is not None:
-            adapter = TypeAdapter(body.field_info.annotation)  # type: ignore[arg-type]
+        # The body's parameter name and its validator, where the endpoint takes one.
+        body: tuple[str, TypeAdapter[Any]] | None = None
+        if dependant.body_params:
+            field = dependant.body_params[0]
+            body = (field.name, TypeAdapter(field.field_info.annotation))  # type: ignore[arg-type]
 
         async def handle(request: Request) -> Response:
             for guard in guards:
                 await guard(request)
             arguments: dict[str, Any] = dict(request.path_params)
-            if body is not None and adapter is not None:
-                arguments[body.name] = await _json_body(request, adapter)
+            if body is not None:
+                name, adapter = body
+                arguments[name] = await _json_body(request, adapter)
             response: Response = await endpoint(**arguments)
             return response
 

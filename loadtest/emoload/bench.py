@@ -41,8 +41,8 @@ from .served import ModelStats, counted_metrics, model_stats, read_metrics, sett
 REFERENCE = "served, 32 clients x 1 text"
 """The run every other is compared with: the load the issue's targets are set at."""
 JSON_API = "JSON API (/classify)"
-JSON_TYPE = "application/json"
 """The runs through the JSON API in front of the same server, named after their route."""
+JSON_TYPE = "application/json"
 PEERS_VENV = Path(".venv-peers")
 """Where `make bench-peers` installs perf_analyzer and infinity-emb."""
 MIN_PEER_COSINE = 0.999

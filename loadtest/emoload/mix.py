@@ -293,11 +293,12 @@ def run_mix(options: MixOptions, log: Callable[[str], None] = print) -> MixRepor
         (BULK_ALONE, bulk_alone, None),
         (MIXED, bulk_mixed, rest[alone:]),
     ]
+    read_cache = partial(CacheCounts.read, options.url, options.model)
     for name, bulk, interactive in plan:
         log(f"{name}")
-        before = settled(partial(CacheCounts.read, options.url, options.model))
+        before = settled(read_cache)
         phase = _phase(options, name, bulk, interactive)
-        after = settled(partial(CacheCounts.read, options.url, options.model))
+        after = settled(read_cache)
         phase.cache_hit_rate = (after - before).hit_rate
         report.phases.append(phase)
     return report
